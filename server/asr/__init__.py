@@ -1,0 +1,1 @@
+"""Whisper decoding: the shared engine and its hallucination guards."""

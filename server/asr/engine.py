@@ -1,0 +1,170 @@
+"""Whisper decoding with faster-whisper on one shared model instance.
+
+One :class:`WhisperEngine` per process; its :meth:`transcribe` is thread-safe and is called from the
+:class:`server.workpool.WorkerPool` threads (CTranslate2 runs ``num_workers`` decodes in parallel
+on one model: ``cpu_threads=1, num_workers=2`` gave the best throughput on 2 cores, notes/models.md).
+
+Decoding choices (faster-whisper ``WhisperModel.transcribe`` arguments):
+- ``condition_on_previous_text=False``: no carrying of text across pauses (a known loop source);
+- ``vad_filter=False``: our own endpointing already cut the audio;
+- temperature fallback with Whisper's ``compression_ratio_threshold``/``log_prob_threshold``;
+- **partials** skip faster-whisper's padding of every window to 30 s (``pad_or_trim`` to 3000 mel frames):
+  they encode only the utterance + 2 s of silence with CTranslate2's ``encode``/``generate`` (which accept
+  fewer frames; notes/models.md: 2.3 s took 0.19 s instead of 1.68 s), greedy, with a bounded output length.
+  Finals keep the full 30 s window, which measured lower WER and no repetition loops.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import SAMPLE_RATE
+from ..errors import ModelError
+from ..events import Word
+from ..models import resolve_whisper_model
+from ..settings import Settings
+from . import guards
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AsrResult:
+    """Text of one utterance after the guards.
+
+    ``words`` times are seconds from the start of the decoded audio; ``dropped`` names the guard that
+    removed text (``too_quiet``, ``no_speech``, ``known_phrase``) or is None.
+    """
+
+    text: str
+    language: str | None
+    language_probability: float | None = None
+    avg_logprob: float | None = None
+    no_speech_prob: float | None = None
+    words: list[Word] = field(default_factory=list)
+    dropped: str | None = None
+
+
+def _compute_type(settings: Settings, device: str) -> str:
+    if settings.compute_type != "default":
+        return settings.compute_type
+    return "float16" if device == "cuda" else "int8"
+
+
+class WhisperEngine:
+    """The shared faster-whisper model.
+
+    Raises:
+        ModelError: the model directory cannot be resolved or loaded.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        from faster_whisper import WhisperModel
+
+        self.settings = settings
+        self.model_dir = resolve_whisper_model(settings.whisper_model, settings.model_cache_dir)
+        device = settings.device
+        if device == "auto":
+            import ctranslate2
+
+            device = "cuda" if ctranslate2.get_cuda_device_count() > 0 else "cpu"
+        self.device = device
+        self.compute_type = _compute_type(settings, device)
+        try:
+            self.model = WhisperModel(
+                str(self.model_dir),
+                device=device,
+                compute_type=self.compute_type,
+                cpu_threads=settings.cpu_threads,
+                num_workers=settings.asr_workers,
+                local_files_only=True,
+            )
+        except (RuntimeError, ValueError, OSError) as exc:
+            raise ModelError(f"cannot load Whisper model from {self.model_dir}: {exc}") from exc
+        self.multilingual = self.model.model.is_multilingual
+        log.info("whisper model loaded", extra={"dir": str(self.model_dir), "device": device,
+                                                 "compute_type": self.compute_type})
+
+    def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False,
+                   word_timestamps: bool = False) -> AsrResult:
+        """Decode ``float32[n]`` 16 kHz mono audio (one utterance, ≤ 30 s).
+
+        Args:
+            language: ISO 639-1 code, or None to detect (ignored by English-only models).
+            partial: interim decode: short window, greedy, no temperature fallback, no words.
+            word_timestamps: return word timings (costs up to +0.35 s, notes/models.md).
+        """
+        s = self.settings
+        speech_s = audio.size / SAMPLE_RATE
+        if not self.multilingual:
+            language = "en"
+        if guards.is_too_quiet(audio):
+            return AsrResult("", language, dropped="too_quiet")
+        kwargs = dict(
+            language=language,
+            beam_size=1 if partial else s.beam_size,
+            condition_on_previous_text=False,
+            vad_filter=False,
+            compression_ratio_threshold=s.compression_ratio_threshold,
+            log_prob_threshold=s.log_prob_threshold,
+            no_speech_threshold=s.no_speech_threshold,
+            word_timestamps=word_timestamps and not partial,
+            without_timestamps=not (word_timestamps and not partial),
+        )
+        if partial:
+            return self._decode_short(audio, language)
+        segments, info = self.model.transcribe(audio, **kwargs)
+        texts: list[str] = []
+        words: list[Word] = []
+        logprobs: list[float] = []
+        no_speech: list[float] = []
+        for seg in segments:
+            no_speech.append(seg.no_speech_prob)
+            logprobs.append(seg.avg_logprob)
+            if guards.is_no_speech(seg.no_speech_prob, seg.avg_logprob, s.no_speech_threshold, s.log_prob_threshold):
+                continue
+            texts.append(seg.text.strip())
+            for w in seg.words or ():
+                words.append(Word(word=w.word.strip(), start=w.start, end=w.end, probability=w.probability))
+        avg_logprob = float(np.mean(logprobs)) if logprobs else None
+        max_no_speech = max(no_speech) if no_speech else None
+        text = guards.collapse_repeats(" ".join(t for t in texts if t))
+        result = AsrResult(text, info.language, info.language_probability, avg_logprob, max_no_speech, words)
+        if not texts and no_speech:
+            result.text, result.words, result.dropped = "", [], "no_speech"
+        elif text and guards.is_known_hallucination(text, speech_s, avg_logprob if avg_logprob is not None else 0.0):
+            result.text, result.words, result.dropped = "", [], "known_phrase"
+        return result
+
+    def _decode_short(self, audio: np.ndarray, language: str | None) -> AsrResult:
+        """Interim decode on a window of the audio's own length + 2 s of silence, greedy.
+
+        1 s of padding looped ("and so my fellow Americans and so my …") on 2 of 24 probes; 2 s did not.
+        """
+        from faster_whisper.tokenizer import Tokenizer
+
+        fw = self.model
+        speech_s = audio.size / SAMPLE_RATE
+        padded = np.concatenate([audio[-28 * SAMPLE_RATE :], np.zeros(2 * SAMPLE_RATE, np.float32)])
+        features = fw.feature_extractor(padded)[:, : fw.feature_extractor.nb_max_frames]
+        encoder_output = fw.encode(features)
+        if language is None:
+            language = fw.model.detect_language(encoder_output)[0][0][0][2:-2]
+        tokenizer = Tokenizer(fw.hf_tokenizer, self.multilingual, task="transcribe", language=language)
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        # ~3 tokens per second of speech is typical; the bound stops repetition loops early
+        max_length = len(prompt) + 8 + int(6 * speech_s)
+        result = fw.model.generate(encoder_output, [prompt], beam_size=1, max_length=max_length,
+                                   return_scores=True, return_no_speech_prob=True,
+                                   suppress_blank=True, suppress_tokens=[-1])[0]
+        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        text = guards.collapse_repeats(tokenizer.decode(tokens).strip())
+        avg_logprob = result.scores[0] / (len(tokens) + 1)
+        if guards.is_no_speech(result.no_speech_prob, avg_logprob, self.settings.no_speech_threshold,
+                               self.settings.log_prob_threshold):
+            return AsrResult("", language, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob,
+                             dropped="no_speech")
+        return AsrResult(text, language, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)

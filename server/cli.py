@@ -1,0 +1,181 @@
+"""``callscribe`` command line.
+
+User errors (bad audio, unknown profile, locked database, missing model) print one line
+``callscribe: error: …`` on stderr and exit with status 1; usage errors exit with 2 (argparse).
+Settings flags override ``CALLSCRIBE_*`` environment variables, which override the defaults
+(:mod:`server.settings`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from . import logs
+from .errors import CallscribeError
+
+# CLI flag → Settings field (only flags given on the command line override the environment)
+_SETTING_FLAGS = {
+    "database": "database",
+    "model": "whisper_model",
+    "device": "device",
+    "compute_type": "compute_type",
+    "vad": "vad",
+    "threshold": "speaker_threshold",
+    "silence_ms": "silence_ms",
+    "max_utterance_s": "max_utterance_s",
+    "language": "language",
+    "workers": "asr_workers",
+}
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (override CALLSCRIBE_* environment variables)")
+    g.add_argument("--database", type=Path, help="voice-profile SQLite file")
+    g.add_argument("--model", help="Whisper model: base, tiny.en, or a local CTranslate2 directory")
+    g.add_argument("--device", choices=["cpu", "cuda", "auto"])
+    g.add_argument("--compute-type", help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)")
+    g.add_argument("--vad", choices=["webrtc", "silero"])
+    g.add_argument("--threshold", type=float, help="cosine similarity needed to name a speaker")
+    g.add_argument("--silence-ms", type=int, help="trailing silence that ends an utterance")
+    g.add_argument("--max-utterance-s", type=float, help="force-cut utterances at this length")
+    g.add_argument("--workers", type=int, help="parallel decodes on the shared model")
+    p.add_argument("-v", "--verbose", action="count", default=0, help="log more (-vv: debug)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="callscribe", description="Realtime speaker-labelled transcription.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("transcribe", help="transcribe a recording with speaker labels")
+    t.add_argument("audio", type=Path, help="any file PyAV/FFmpeg decodes (any rate, any channels)")
+    t.add_argument("--language", help="ISO 639-1 code (e.g. en, ko); default: detect per utterance")
+    t.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text")
+    t.add_argument("--words", action="store_true", help="include word timings (json)")
+    t.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+    _common(t)
+
+    e = sub.add_parser("enroll", help="create or extend a voice profile from recordings (≥ 3 s of speech)")
+    e.add_argument("name", help="display name of the speaker")
+    e.add_argument("audio", type=Path, nargs="+")
+    _common(e)
+
+    pr = sub.add_parser("profiles", help="list, rename or delete voice profiles")
+    psub = pr.add_subparsers(dest="action", required=True)
+    _common(psub.add_parser("list", help="list enrolled voice profiles"))
+    rn = psub.add_parser("rename", help="rename a voice profile")
+    rn.add_argument("old")
+    rn.add_argument("new")
+    _common(rn)
+    de = psub.add_parser("delete", help="delete a voice profile")
+    de.add_argument("name")
+    _common(de)
+    return parser
+
+
+def _settings(args: argparse.Namespace):
+    from .settings import Settings
+
+    overrides = {field: getattr(args, flag) for flag, field in _SETTING_FLAGS.items()
+                 if getattr(args, flag, None) is not None}
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise CallscribeError(f"invalid setting: {exc.errors()[0]['loc'][0]}: {exc.errors()[0]['msg']}") from None
+
+
+def _cmd_transcribe(args: argparse.Namespace) -> int:
+    from .filemode import transcribe_file
+    from .ingest import probe
+    from .runtime import SpeechRuntime
+    from .transcript import render
+
+    settings = _settings(args)
+    info = probe(args.audio)  # fail fast on bad input, before loading models
+    runtime = SpeechRuntime(settings)
+    try:
+        bar = None
+        if info.duration_s and info.duration_s >= 30 and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=round(info.duration_s, 1), unit="s", desc=args.audio.name, file=sys.stderr,
+                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
+
+        def progress(seconds: float) -> None:
+            if bar is not None:
+                bar.update(min(seconds, bar.total) - bar.n)
+
+        finals = transcribe_file(runtime, args.audio, language=args.language, word_timestamps=args.words,
+                                 progress=progress)
+        if bar is not None:
+            bar.close()
+    finally:
+        runtime.close()
+    out = render(finals, args.format, file=str(args.audio), duration_s=info.duration_s,
+                 model=settings.whisper_model)
+    if args.output:
+        args.output.write_text(out, encoding="utf-8")
+    else:
+        sys.stdout.write(out)
+    return 0
+
+
+def _cmd_enroll(args: argparse.Namespace) -> int:
+    from .filemode import enroll_files
+    from .runtime import SpeechRuntime
+    from .speaker.profiles import check_name
+
+    check_name(args.name)
+    runtime = SpeechRuntime(_settings(args), load_asr=False)
+    try:
+        done = enroll_files(runtime, args.name, args.audio)
+        profile = runtime.store.get(done.name)
+    finally:
+        runtime.close()
+    print(f"enrolled {profile.name!r} (profile {profile.id}): {done.speech_s:.1f} s of speech; "
+          f"profile now {profile.enrollments} enrollment(s), {profile.speech_s:.1f} s")
+    return 0
+
+
+def _cmd_profiles(args: argparse.Namespace) -> int:
+    from .speaker.profiles import ProfileStore
+
+    store = ProfileStore(_settings(args).database)
+    try:
+        if args.action == "list":
+            profiles = store.list()
+            if not profiles:
+                print("no voice profiles enrolled")
+            for p in profiles:
+                print(f"{p.id:>4}  {p.name:<24} {p.speech_s:6.1f} s speech  {p.enrollments} enrollment(s)")
+        elif args.action == "rename":
+            p = store.rename(args.old, args.new)
+            print(f"renamed {args.old!r} to {p.name!r}")
+        elif args.action == "delete":
+            store.delete(args.name)
+            print(f"deleted {args.name!r}")
+    finally:
+        store.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logs.setup(args.verbose)
+    handlers = {"transcribe": _cmd_transcribe, "enroll": _cmd_enroll, "profiles": _cmd_profiles}
+    try:
+        return handlers[args.command](args)
+    except CallscribeError as exc:
+        print(f"callscribe: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("callscribe: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

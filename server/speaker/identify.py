@@ -1,0 +1,84 @@
+"""Speaker identification rules: who said this utterance?
+
+Open-set identification by cosine similarity (the scoring of CAM++/3D-Speaker and WeSpeaker):
+
+1. No profiles enrolled → ``unknown`` (``no_profiles``).
+2. Utterance shorter than ``min_identify_s`` (1 s: CAM++ identification fell to 82 % at 0.5 s,
+   notes/models.md) → not scored on its own: it inherits the stream's previous label if that utterance
+   ended at most ``carry_gap_s`` before it started (``carried``), else ``unknown`` (``too_short``).
+3. Otherwise the best-scoring profile wins if its cosine similarity reaches ``threshold``
+   (``match``); else ``unknown`` (``below_threshold``). 0.50–0.55 separated known from unknown
+   speakers on LibriSpeech (same ≈ 0.83, different ≈ 0.38, p95 0.51).
+
+:class:`SpeakerTracker` holds the per-stream memory of rule 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..events import UNKNOWN
+from .profiles import VoiceProfile
+
+
+@dataclass(frozen=True)
+class SpeakerDecision:
+    """Label of one utterance: ``name`` is a display name or ``"unknown"``; ``score`` the best cosine."""
+
+    name: str
+    profile_id: int | None
+    score: float | None
+    reason: str
+
+
+def score_profiles(embedding: np.ndarray, profiles: Sequence[VoiceProfile]) -> list[tuple[VoiceProfile, float]]:
+    """Cosine similarity of ``float32[192]`` (L2-normalised) against each profile, best first."""
+    if not profiles:
+        return []
+    matrix = np.stack([p.embedding for p in profiles])
+    scores = matrix @ embedding
+    order = np.argsort(-scores)
+    return [(profiles[i], float(scores[i])) for i in order]
+
+
+def decide(embedding: np.ndarray, profiles: Sequence[VoiceProfile], threshold: float) -> SpeakerDecision:
+    """Rules 1 and 3 for an utterance long enough to score."""
+    ranked = score_profiles(embedding, profiles)
+    if not ranked:
+        return SpeakerDecision(UNKNOWN, None, None, "no_profiles")
+    best, score = ranked[0]
+    if score >= threshold:
+        return SpeakerDecision(best.name, best.id, score, "match")
+    return SpeakerDecision(UNKNOWN, None, score, "below_threshold")
+
+
+class SpeakerTracker:
+    """Per-stream labelling with the short-utterance rule (rule 2)."""
+
+    def __init__(self, threshold: float = 0.5, min_identify_s: float = 1.0, carry_gap_s: float = 1.5) -> None:
+        self.threshold = threshold
+        self.min_identify_s = min_identify_s
+        self.carry_gap_s = carry_gap_s
+        self._last: tuple[SpeakerDecision, float] | None = None  # (decision, end time)
+
+    def needs_embedding(self, duration_s: float) -> bool:
+        return duration_s >= self.min_identify_s
+
+    def label(self, start: float, end: float, embedding: np.ndarray | None,
+              profiles: Sequence[VoiceProfile]) -> SpeakerDecision:
+        """Label the utterance ``[start, end]`` (seconds); ``embedding`` None when too short to embed."""
+        if not profiles:
+            decision = SpeakerDecision(UNKNOWN, None, None, "no_profiles")
+        elif embedding is None or end - start < self.min_identify_s:
+            last = self._last
+            if last is not None and start - last[1] <= self.carry_gap_s and last[0].profile_id is not None:
+                decision = SpeakerDecision(last[0].name, last[0].profile_id, None, "carried")
+            else:
+                decision = SpeakerDecision(UNKNOWN, None, None, "too_short")
+        else:
+            decision = decide(embedding, profiles, self.threshold)
+        self._last = (decision, end)
+        return decision

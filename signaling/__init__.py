@@ -1,0 +1,1 @@
+"""callscribe signaling package (filled by later issues)."""

@@ -1,0 +1,93 @@
+"""Shared fixtures.
+
+Real recordings come from ``../shared/data/speech`` (relative to the project root); tests that need them
+skip with a clear reason when the folder is absent. Models come from the installed wheels only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SPEECH = ROOT.parent / "shared" / "data" / "speech"
+
+
+def speech_dir() -> Path:
+    if not (SPEECH / "manifest.jsonl").is_file():
+        pytest.skip(f"real recordings not found at {SPEECH} (the shared data folder is absent)")
+    return SPEECH
+
+
+@pytest.fixture(scope="session")
+def speech() -> Path:
+    return speech_dir()
+
+
+@pytest.fixture(scope="session")
+def manifest(speech) -> list[dict]:
+    return [json.loads(line) for line in (speech / "manifest.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory) -> Path:
+    """Assembled Whisper models: reuse CALLSCRIBE_MODEL_CACHE_DIR if set, else one per test session."""
+    env = os.environ.get("CALLSCRIBE_MODEL_CACHE_DIR")
+    return Path(env) if env else tmp_path_factory.mktemp("model-cache")
+
+
+@pytest.fixture(scope="session")
+def runtime_factory(model_cache, tmp_path_factory):
+    """Build real SpeechRuntimes (real Whisper base, real CAM++) on fresh SQLite files; closed at the end."""
+    from server.runtime import SpeechRuntime
+    from server.settings import Settings
+
+    made = []
+
+    def make(**overrides) -> SpeechRuntime:
+        db = tmp_path_factory.mktemp("db") / "profiles.sqlite3"
+        rt = SpeechRuntime(Settings(model_cache_dir=model_cache, database=db, **overrides))
+        made.append(rt)
+        return rt
+
+    yield make
+    for rt in made:
+        rt.close()
+
+
+def wer(references: list[str], hypotheses: list[str]) -> float:
+    """Corpus WER after Whisper's English text normaliser (whisper-normalizer), via jiwer."""
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    norm = EnglishTextNormalizer()
+    refs = [norm(r) for r in references]
+    hyps = [norm(h) for h in hypotheses]
+    return jiwer.wer(refs, hyps)
+
+
+def tone(seconds: float, freq: float = 220.0, level: float = 0.1) -> np.ndarray:
+    t = np.arange(int(seconds * 16000)) / 16000
+    return (level * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def write_wav(path: Path, audio: np.ndarray, rate: int = 16000, channels: int = 1) -> Path:
+    """Write float32 audio as 16-bit PCM WAV with PyAV (channels duplicated when > 1)."""
+    import av
+
+    layout = "mono" if channels == 1 else "stereo"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("pcm_s16le", rate=rate, layout=layout)
+        pcm = (np.clip(audio, -1, 1) * 32767).astype(np.int16)
+        data = np.repeat(pcm[None, :], channels, axis=0).T.reshape(1, -1).copy()
+        frame = av.AudioFrame.from_ndarray(data, format="s16", layout=layout)
+        frame.sample_rate = rate
+        for packet in stream.encode(frame):
+            out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path

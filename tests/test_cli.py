@@ -1,0 +1,129 @@
+"""The ``callscribe`` command as a user runs it (subprocess, real models, real SQLite file)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from conftest import write_wav
+from server.ingest import load_audio
+
+
+@pytest.fixture
+def cli(tmp_path, model_cache):
+    env = {**os.environ, "CALLSCRIBE_DATABASE": str(tmp_path / "profiles.sqlite3"),
+           "CALLSCRIBE_MODEL_CACHE_DIR": str(model_cache)}
+
+    def run(*args, timeout=300):
+        proc = subprocess.run([sys.executable, "-m", "server.cli", *map(str, args)], env=env, capture_output=True,
+                              text=True, timeout=timeout)
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return proc
+
+    run.db = tmp_path / "profiles.sqlite3"
+    return run
+
+
+@pytest.mark.parametrize("content,message", [(None, "no such file"), (b"", "empty"),
+                                             (b"<html>not audio</html>" * 40, "not a readable audio file")])
+def test_transcribe_bad_input(cli, tmp_path, content, message):
+    path = tmp_path / "input.wav"
+    if content is not None:
+        path.write_bytes(content)
+    proc = cli("transcribe", path)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("callscribe: error:") and message in proc.stderr
+
+
+def test_usage_error_exit_code(cli):
+    assert cli("transcribe").returncode == 2
+    assert cli("transcribe", "x.wav", "--format", "docx").returncode == 2
+
+
+@pytest.mark.speech
+def test_transcribe_json(cli, speech):
+    proc = cli("transcribe", speech / "jfk.flac", "--format", "json", "--words")
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(proc.stdout)
+    utts = body["utterances"]
+    assert len(utts) >= 2
+    for u in utts:
+        assert {"start", "end", "speaker", "text"} <= u.keys()
+        assert 0 <= u["start"] < u["end"] <= 11.1 and u["speaker"] == "unknown"
+        assert u["words"] and u["start"] - 0.5 <= u["words"][0]["start"] <= u["words"][-1]["end"] <= u["end"] + 0.6
+    assert "country" in " ".join(u["text"] for u in utts).lower()
+
+
+@pytest.mark.speech
+def test_seed_flow_enroll_two_then_transcribe_chat(cli, speech, tmp_path):
+    d = speech / "harvard_2spk"
+    assert cli("enroll", "Alice", *[d / f"spk1_snt{i}.wav" for i in (1, 2, 3)]).returncode == 0
+    assert cli("enroll", "Bob", *[d / f"spk2_snt{i}.wav" for i in (1, 2, 3)]).returncode == 0
+    listing = cli("profiles", "list").stdout
+    assert "Alice" in listing and "Bob" in listing
+    gap = np.zeros(12000, np.float32)
+    conv = write_wav(tmp_path / "c.wav", np.concatenate([load_audio(d / "spk1_snt4.wav"), gap,
+                                                         load_audio(d / "spk2_snt4.wav"), gap]))
+    proc = cli("transcribe", conv, "--language", "en")
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("[00:0") and "] Alice: " in lines[0]
+    assert "] Bob: " in lines[1]
+    srt = cli("transcribe", conv, "--format", "srt").stdout
+    assert srt.startswith("1\n00:00:0") and " --> " in srt and "Bob:" in srt
+    vtt = cli("transcribe", conv, "--format", "vtt").stdout
+    assert vtt.startswith("WEBVTT\n\n") and "<v Alice>" in vtt
+    # rename, delete, errors on unknown names
+    assert cli("profiles", "rename", "alice", "Alicia").returncode == 0
+    bad = cli("profiles", "delete", "Carol")
+    assert bad.returncode == 1 and "no voice profile named 'Carol'" in bad.stderr
+    assert cli("profiles", "delete", "Bob").returncode == 0
+    assert [r[0] for r in sqlite3.connect(cli.db).execute("SELECT name FROM profiles")] == ["Alicia"]
+
+
+@pytest.mark.speech
+def test_enroll_with_too_little_speech_stores_nothing(cli, speech):
+    proc = cli("enroll", "Shorty", speech / "harvard_2spk" / "spk2_snt2.wav")
+    assert proc.returncode == 1 and "too little speech" in proc.stderr
+    assert "no voice profiles" in cli("profiles", "list").stdout
+
+
+@pytest.mark.speech
+def test_enroll_with_a_bad_file_stores_nothing(cli, speech, tmp_path):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"junk" * 100)
+    proc = cli("enroll", "Alice", speech / "jfk.flac", bad)
+    assert proc.returncode == 1 and "bad.wav" in proc.stderr
+    assert "no voice profiles" in cli("profiles", "list").stdout
+
+
+@pytest.mark.speech
+def test_locked_database_is_a_clear_error(cli, speech):
+    assert cli("profiles", "list").returncode == 0  # creates the database
+    locker = sqlite3.connect(cli.db, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        proc = cli("enroll", "Alice", speech / "jfk.flac")
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert proc.returncode == 1 and "busy" in proc.stderr
+    assert "no voice profiles" in cli("profiles", "list").stdout
+
+
+def test_unusable_database_path(cli, tmp_path):
+    (tmp_path / "dir.sqlite3").mkdir()
+    proc = cli("profiles", "list", "--database", tmp_path / "dir.sqlite3")
+    assert proc.returncode == 1 and "profile database" in proc.stderr
+
+
+def test_reserved_name(cli, tmp_path):
+    proc = cli("enroll", "unknown", tmp_path / "whatever.wav")
+    assert proc.returncode == 1 and "reserved" in proc.stderr

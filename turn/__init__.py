@@ -1,0 +1,1 @@
+"""callscribe turn package (filled by later issues)."""
