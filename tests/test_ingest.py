@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import tone, write_wav
 from server.errors import AudioDecodeError
 from server.ingest import iter_file, load_audio, probe
+
+from conftest import tone, write_wav
 
 
 def test_stereo_44k_is_resampled_and_downmixed(tmp_path):

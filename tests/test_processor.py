@@ -6,7 +6,6 @@ partial dropping, enrollment and failure handling can be asserted exactly.
 
 from __future__ import annotations
 
-import threading
 import time
 
 import numpy as np

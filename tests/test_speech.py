@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import wer, write_wav
 from server.filemode import enroll_files, transcribe_file
 from server.ingest import load_audio
+
+from conftest import wer, write_wav
 
 pytestmark = pytest.mark.speech
 
@@ -65,6 +66,27 @@ def test_two_speaker_conversation_has_right_speakers_and_text(runtime, two_speak
     assert wer([t for _, t in turns], [f.text for f in finals]) <= 0.10
     starts = [f.start for f in finals]
     assert starts == sorted(starts)
+
+
+def test_back_to_back_speakers_are_split_and_labelled(runtime, two_speakers, manifest, tmp_path):
+    """0.15 s gaps are too short to end an utterance: the turn splitter must find the speaker changes."""
+    texts = {m["path"]: m["text"] for m in manifest}
+    gap = np.zeros(int(0.15 * 16000), np.float32)
+    parts, expected, refs = [], [], []
+    for i in (4, 5, 6):
+        for name, spk in (("Alice", "spk1"), ("Bob", "spk2")):
+            parts += [load_audio(two_speakers / f"{spk}_snt{i}.wav"), gap]
+            expected.append(name)
+            refs.append(texts[f"harvard_2spk/{spk}_snt{i}.wav"])
+    path = write_wav(tmp_path / "back_to_back.wav", np.concatenate([np.zeros(8000, np.float32), *parts]))
+    finals = spoken(transcribe_file(runtime, path))
+    print("\n" + "\n".join(f"{f.utterance_id}.{f.turn} {f.start:5.2f}-{f.end:5.2f} {f.speaker:8} {f.score} {f.text}"
+                            for f in finals))
+    assert len({f.utterance_id for f in finals}) < len(finals), "no utterance was split"
+    # consecutive finals of the same speaker (a turn cut at the 10 s limit) count as one turn
+    turns = [f.speaker for i, f in enumerate(finals) if i == 0 or f.speaker != finals[i - 1].speaker]
+    assert turns == expected
+    assert wer([" ".join(refs)], [" ".join(f.text for f in finals)]) <= 0.10
 
 
 def test_never_enrolled_speaker_is_unknown(runtime, two_speakers, speech):

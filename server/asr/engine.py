@@ -35,7 +35,8 @@ log = logging.getLogger(__name__)
 class AsrResult:
     """Text of one utterance after the guards.
 
-    ``words`` times are seconds from the start of the decoded audio; ``dropped`` names the guard that
+    ``words`` times are seconds from the start of the decoded audio (word text keeps Whisper's leading
+    space, so ``"".join`` rebuilds the text in every language); ``dropped`` names the guard that
     removed text (``too_quiet``, ``no_speech``, ``known_phrase``) or is None.
     """
 
@@ -103,20 +104,20 @@ class WhisperEngine:
             language = "en"
         if guards.is_too_quiet(audio):
             return AsrResult("", language, dropped="too_quiet")
-        kwargs = dict(
+        if partial:
+            return self._decode_short(audio, language)
+        segments, info = self.model.transcribe(
+            audio,
             language=language,
-            beam_size=1 if partial else s.beam_size,
+            beam_size=s.beam_size,
             condition_on_previous_text=False,
             vad_filter=False,
             compression_ratio_threshold=s.compression_ratio_threshold,
             log_prob_threshold=s.log_prob_threshold,
             no_speech_threshold=s.no_speech_threshold,
-            word_timestamps=word_timestamps and not partial,
-            without_timestamps=not (word_timestamps and not partial),
+            word_timestamps=word_timestamps,
+            without_timestamps=not word_timestamps,
         )
-        if partial:
-            return self._decode_short(audio, language)
-        segments, info = self.model.transcribe(audio, **kwargs)
         texts: list[str] = []
         words: list[Word] = []
         logprobs: list[float] = []
@@ -128,7 +129,7 @@ class WhisperEngine:
                 continue
             texts.append(seg.text.strip())
             for w in seg.words or ():
-                words.append(Word(word=w.word.strip(), start=w.start, end=w.end, probability=w.probability))
+                words.append(Word(word=w.word, start=w.start, end=w.end, probability=w.probability))
         avg_logprob = float(np.mean(logprobs)) if logprobs else None
         max_no_speech = max(no_speech) if no_speech else None
         text = guards.collapse_repeats(" ".join(t for t in texts if t))

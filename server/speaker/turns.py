@@ -16,6 +16,7 @@ different speakers, and kept only if both resulting parts last at least ``min_tu
 
 from __future__ import annotations
 
+import itertools
 import threading
 from pathlib import Path
 
@@ -95,7 +96,7 @@ class TurnSplitter:
             runs = _merge(runs)
         duration = audio.size / SAMPLE_RATE
         cuts: list[float] = []
-        for prev, nxt in zip(runs, runs[1:]):
+        for prev, nxt in itertools.pairwise(runs):
             t = 0.5 * (times[prev[2]] + times[nxt[1]])
             if t - (cuts[-1] if cuts else 0.0) >= self.min_turn_s and duration - t >= self.min_turn_s:
                 cuts.append(round(float(t), 3))
@@ -105,7 +106,7 @@ class TurnSplitter:
         """Parts ``(start_s, end_s)`` relative to ``audio[0]``, one per speaker turn; ``[(0, duration)]`` if none."""
         duration = audio.size / SAMPLE_RATE
         edges = [0.0, *self.change_points(audio), duration]
-        return list(zip(edges, edges[1:]))
+        return list(itertools.pairwise(edges))
 
 
 def _runs(who: np.ndarray) -> list[list[int]]:
