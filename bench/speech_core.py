@@ -890,12 +890,13 @@ def main() -> int:
         else:
             ref = data.manifest.get(Path(path).name, {}).get("text")
         w = f(wer_of(ref, " ".join(x.text for x in finals))["wer"] * 100, 1, " %") if ref else "-"
-        rows.append([name, f(audio_s, 1), len(finals), f(wall, 2), f(wall / audio_s, 3), f(cpu, 1),
+        rows.append([name, f(audio_s, 1), f"{len(group_utts(finals))}/{len(finals)}", f(wall, 2), f(wall / audio_s, 3), f(cpu, 1),
                      f(cpu / audio_s, 3), w])
     rows.append(["total", f(tot_audio, 1), "", f(tot_wall, 2), f(tot_wall / tot_audio, 3), "", "", ""])
-    table(["file", "audio s", "finals", "wall s", "RTF", "CPU s", "CPU-RTF", "WER"], rows)
-    print("  RTF = processing wall seconds / audio seconds (includes decoding the file, VAD, CAM++ for utterances "
-          "≥ 1 s against 2 profiles, Whisper with language detection per utterance unless set)")
+    table(["file", "audio s", "utts/finals", "wall s", "RTF", "CPU s", "CPU-RTF", "WER"], rows)
+    print("  RTF = processing wall seconds / audio seconds (includes decoding the file, VAD, speaker-turn splitting "
+          "and CAM++ for utterances ≥ 1 s against 2 profiles, Whisper with language detection per utterance unless set); "
+          "utts/finals: finals > utts when an utterance was split at a speaker change")
     log_rss("after 3 (file mode)")
     print(f"  [section 3 took {time.perf_counter() - t_sec:.0f} s]")
 
@@ -993,7 +994,8 @@ def main() -> int:
             else:
                 with override_settings(runtime, vad=vad_kind):
                     finals, wall, cpu = run_file(path)
-            m = match_finals(stream, finals)
+            utts = group_utts(finals)
+            m = match_finals(stream, utts)
             if kind == "pseudo":
                 ref = " ".join(pseudo_ref[p.clip.path] for p in stream.placed)
             else:
@@ -1007,24 +1009,24 @@ def main() -> int:
                 nfr += len(vs.push(stream.audio[i : i + CHUNK]))
             vad_cpu = time.thread_time() - c0
             expected = len(stream.placed) if kind != "true-multi" else None
-            rows.append([name, vad_kind, len(finals), expected if expected else "-",
+            rows.append([name, vad_kind, len(utts), expected if expected else "-",
                          f"{m['ok']}/{m['split']}/{m['merged']}/{m['missed']}/{m['extra']}" if expected else "-",
-                         sum(1 for x in finals if not x.text.strip()),
+                         sum(1 for u in utts if len(u.finals) > 1), sum(1 for u in utts if not u.text.strip()),
                          f(100 * w["wer"], 1, " %") + (" (pseudo)" if kind == "pseudo" else ""),
                          f"{w['S']}/{w['D']}/{w['I']}", f(wall / stream.dur, 3), f(cpu / stream.dur, 3),
                          f(1000 * vad_cpu / stream.dur, 2), f(1e6 * vad_cpu / max(1, nfr), 0)])
             if expected:
                 for i, ks in enumerate(m["per_clip"]):
                     if len(ks) != 1:
-                        gaps = [finals[b].start - finals[a].end for a, b in zip(ks, ks[1:])]
+                        gaps = [utts[b].start - utts[a].end for a, b in zip(ks, ks[1:])]
                         detail_rows.append([name, vad_kind, stream.placed[i].clip.name, len(ks),
-                                            "; ".join(f"{finals[k].start:.2f}-{finals[k].end:.2f}" for k in ks),
+                                            "; ".join(f"{utts[k].start:.2f}-{utts[k].end:.2f}" for k in ks),
                                             " ".join(f"{g:.2f}" for g in gaps) or "-"])
             for k, o in enumerate(m["owner"]):
                 if o is None:
                     detail_rows.append([name, vad_kind, "(extra)", 1,
-                                        f"{finals[k].start:.2f}-{finals[k].end:.2f} {clip_text(finals[k].text, 30)}", "-"])
-    table(["set", "vad", "utts", "expected", "ok/split/merged/missed/extra", "empty", "WER", "S/D/I", "RTF",
+                                        f"{utts[k].start:.2f}-{utts[k].end:.2f} {clip_text(utts[k].text, 30)}", "-"])
+    table(["set", "vad", "utts", "expected", "ok/split/merged/missed/extra", "turn-split", "empty", "WER", "S/D/I", "RTF",
            "CPU-RTF", "VAD ms CPU/s audio", "µs/frame"], rows)
     if detail_rows:
         print("  clips not transcribed as exactly one utterance:")

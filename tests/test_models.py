@@ -38,7 +38,7 @@ def test_tiny_en_and_local_directories(tmp_path):
 def test_incomplete_directory_and_unknown_names_are_refused(tmp_path):
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "model.bin").write_bytes(b"x")
-    with pytest.raises(ModelError, match="tokenizer.json"):
+    with pytest.raises(ModelError, match=r"tokenizer\.json"):
         models.resolve_whisper_model(str(tmp_path / "m"), tmp_path)
     with pytest.raises(ModelError, match="never fetched"):
         models.resolve_whisper_model("large-v3", tmp_path)

@@ -103,7 +103,7 @@ def test_partials_about_every_second_of_speech_then_the_final():
     assert [e.type for e in out] == ["speech_started", "partial", "partial", "partial", "final"]
     partial_ends = [e.end for e in out if e.type == "partial"]
     assert np.diff(partial_ends) == pytest.approx([1.0, 1.0], abs=0.05)
-    assert [e.text for e in out if e.type == "partial"][0] == "partial 1.2"  # 1 s after speech was confirmed (0.25 s in)
+    assert next(e.text for e in out if e.type == "partial") == "partial 1.2"  # 1 s after speech was confirmed (0.25 s in)
 
 
 def test_slow_partials_are_dropped_never_delivered_after_their_final():
