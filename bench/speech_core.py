@@ -515,8 +515,8 @@ def stream_realtime(runtime, stream: Stream, *, partials: bool, label: str) -> S
         k = min(bisect.bisect_left(arrivals_pos, u.end - 1e-6), len(arrivals_wall) - 1)
         dec = rec.decisions.get(uid)
         call = None
-        for aid, (kind, u) in rec.audio_of.items():
-            if kind == "final" and u == uid:
+        for aid, (kind, owner_uid) in rec.audio_of.items():
+            if kind == "final" and owner_uid == uid:
                 call = rec.calls.get(aid)
         utts.append(UttStat(uid, u.start, u.end, u.text, first.speaker, first.speaker_reason, first.score,
                             first.end_reason, wall_t, arrivals_wall[k], dec[0] if dec else None, call,

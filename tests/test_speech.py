@@ -133,3 +133,58 @@ def test_stereo_8k_mp3_like_input_is_handled(runtime, speech, tmp_path):
     text = " ".join(f.text for f in spoken(transcribe_file(runtime, path)))
     assert wer(["And so my fellow Americans, ask not what your country can do for you, ask what you can do for "
                 "your country."], [text]) <= 0.15
+
+
+def test_enrollment_from_a_live_stream_then_identification(runtime_factory, speech):
+    """enroll_start / enroll_stop around 20 ms chunks, as a WebRTC peer sends them; then the voice is named."""
+    from server.processor import StreamProcessor
+
+    rt = runtime_factory()
+    d = speech / "harvard_2spk"
+    out = []
+    proc = StreamProcessor(rt, out.append, language="en")
+    silence = np.zeros(16000, np.float32)
+
+    def stream(audio):
+        for i in range(0, audio.size, 320):
+            proc.push(audio[i : i + 320])
+
+    for name, spk in (("Alice", "spk1"), ("Bob", "spk2")):
+        proc.enroll_start(name)
+        for i in (1, 2, 3):
+            stream(np.concatenate([load_audio(d / f"{spk}_snt{i}.wav"), silence]))
+        proc.enroll_stop()
+    proc.wait(60)
+    for spk in ("spk2", "spk1"):
+        stream(np.concatenate([load_audio(d / f"{spk}_snt5.wav"), silence]))
+    proc.close(60)
+    types = [e.type for e in out]
+    assert types[:4] == ["enrollment_started", "enrollment_completed", "enrollment_started", "enrollment_completed"]
+    assert out[1].speech_s >= 3.0 and out[3].speech_s >= 3.0
+    finals = [e for e in out if e.type == "final"]
+    assert [f.speaker for f in finals] == ["Bob", "Alice"]
+
+
+def test_partials_while_speaking_in_real_time(runtime, speech):
+    """Paced like a live microphone, an utterance gets interim text before its final, which replaces it."""
+    import time
+
+    from server.processor import StreamProcessor
+
+    out = []
+    proc = StreamProcessor(runtime, lambda e: out.append((time.monotonic(), e)), language="en")
+    audio = np.concatenate([load_audio(speech / "librispeech_2412-153948-0000.flac")[: 5 * 16000],
+                            np.zeros(16000, np.float32)])
+    t0 = time.monotonic()
+    for i in range(0, audio.size, 320):
+        proc.push(audio[i : i + 320])
+        time.sleep(max(0.0, t0 + (i + 320) / 16000 - time.monotonic()))
+    proc.close(60)
+    events = [e for _, e in out]
+    partials = [e for e in events if e.type == "partial"]
+    final = next(e for e in events if e.type == "final")
+    assert partials, [e.type for e in events]
+    assert events.index(partials[-1]) < events.index(final)
+    assert all(p.utterance_id == final.utterance_id for p in partials)
+    # interim text grows toward the final text: its first word is already right
+    assert partials[0].text.split()[0].lower().strip(",.") == final.text.split()[0].lower().strip(",.")
