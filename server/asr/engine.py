@@ -8,6 +8,8 @@ Decoding choices (faster-whisper ``WhisperModel.transcribe`` arguments):
 - ``condition_on_previous_text=False``: no carrying of text across pauses (a known loop source);
 - ``vad_filter=False``: our own endpointing already cut the audio;
 - temperature fallback with Whisper's ``compression_ratio_threshold``/``log_prob_threshold``;
+- language, when not set, is identified on a short window first (:meth:`WhisperEngine.detect_language`), which
+  halves the cost of a final; faster-whisper's 30 s-window detection is the fallback when it is unsure;
 - **partials** skip faster-whisper's padding of every window to 30 s (``pad_or_trim`` to 3000 mel frames):
   they encode only the utterance + 2 s of silence with CTranslate2's ``encode``/``generate`` (which accept
   fewer frames; notes/models.md: 2.3 s took 0.19 s instead of 1.68 s), greedy, with a bounded output length.
@@ -29,6 +31,8 @@ from ..settings import Settings
 from . import guards
 
 log = logging.getLogger(__name__)
+
+FAST_LANGUAGE_ID_MIN_PROB = 0.8
 
 
 @dataclass
@@ -106,6 +110,10 @@ class WhisperEngine:
             return AsrResult("", language, dropped="too_quiet")
         if partial:
             return self._decode_short(audio, language)
+        if language is None and self.multilingual:
+            detected, probability = self.detect_language(audio)
+            if probability >= FAST_LANGUAGE_ID_MIN_PROB:
+                language = detected
         segments, info = self.model.transcribe(
             audio,
             language=language,
@@ -140,6 +148,22 @@ class WhisperEngine:
             result.text, result.words, result.dropped = "", [], "known_phrase"
         return result
 
+    def _encode_short(self, audio: np.ndarray):
+        """Encoder output for the audio (its last 28 s) + 2 s of silence, without padding to 30 s."""
+        fw = self.model
+        padded = np.concatenate([audio[-28 * SAMPLE_RATE :], np.zeros(2 * SAMPLE_RATE, np.float32)])
+        return fw.encode(fw.feature_extractor(padded)[:, : fw.feature_extractor.nb_max_frames])
+
+    def detect_language(self, audio: np.ndarray) -> tuple[str, float]:
+        """Whisper language ID on the short window: ``(ISO 639-1 code, probability)``.
+
+        ~0.06 s instead of faster-whisper's 30 s-window pass (~0.8 s) on this CPU. On 202 probes of English
+        speech (1.5–10 s) it was never wrong when its probability was ≥ 0.8 (151 probes); below that,
+        :meth:`transcribe` falls back to faster-whisper's own detection.
+        """
+        lang_token, probability = self.model.model.detect_language(self._encode_short(audio))[0][0]
+        return lang_token[2:-2], float(probability)
+
     def _decode_short(self, audio: np.ndarray, language: str | None) -> AsrResult:
         """Interim decode on a window of the audio's own length + 2 s of silence, greedy.
 
@@ -149,9 +173,7 @@ class WhisperEngine:
 
         fw = self.model
         speech_s = audio.size / SAMPLE_RATE
-        padded = np.concatenate([audio[-28 * SAMPLE_RATE :], np.zeros(2 * SAMPLE_RATE, np.float32)])
-        features = fw.feature_extractor(padded)[:, : fw.feature_extractor.nb_max_frames]
-        encoder_output = fw.encode(features)
+        encoder_output = self._encode_short(audio)
         if language is None:
             language = fw.model.detect_language(encoder_output)[0][0][0][2:-2]
         tokenizer = Tokenizer(fw.hf_tokenizer, self.multilingual, task="transcribe", language=language)
@@ -162,7 +184,8 @@ class WhisperEngine:
                                    return_scores=True, return_no_speech_prob=True,
                                    suppress_blank=True, suppress_tokens=[-1])[0]
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
-        text = guards.collapse_repeats(tokenizer.decode(tokens).strip())
+        # a short window loops more easily than a 30 s one: no phrase of 3+ words twice in a row in a partial
+        text = guards.collapse_repeats(guards.collapse_repeats(tokenizer.decode(tokens).strip()), 1, min_ngram=3)
         avg_logprob = result.scores[0] / (len(tokens) + 1)
         if guards.is_no_speech(result.no_speech_prob, avg_logprob, self.settings.no_speech_threshold,
                                self.settings.log_prob_threshold):

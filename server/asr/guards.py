@@ -100,19 +100,19 @@ def is_known_hallucination(text: str, speech_s: float, avg_logprob: float) -> bo
 _WORD = re.compile(r"\S+")
 
 
-def collapse_repeats(text: str, max_repeats: int = 2, max_ngram: int = 8) -> str:
-    """Keep at most ``max_repeats`` consecutive copies of any 1..``max_ngram``-word sequence.
+def collapse_repeats(text: str, max_repeats: int = 2, max_ngram: int = 8, min_ngram: int = 1) -> str:
+    """Keep at most ``max_repeats`` consecutive copies of any ``min_ngram``..``max_ngram``-word sequence.
 
     >>> collapse_repeats("I think I think I think I think so")
     'I think I think so'
     """
     words = _WORD.findall(text)
-    if len(words) < 2 * (max_repeats + 1) - 1:
+    if len(words) < min_ngram * (max_repeats + 1):
         return text
     changed = True
     while changed:
         changed = False
-        for n in range(1, max_ngram + 1):
+        for n in range(min_ngram, max_ngram + 1):
             i = 0
             while i + n * (max_repeats + 1) <= len(words):
                 key = [w.lower().strip(".,!?") for w in words[i : i + n]]
