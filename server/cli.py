@@ -30,6 +30,13 @@ _SETTING_FLAGS = {
     "max_utterance_s": "max_utterance_s",
     "language": "language",
     "workers": "asr_workers",
+    "host": "host",
+    "port": "port",
+    "cert": "cert",
+    "key": "key",
+    "max_peers": "max_peers",
+    "idle_timeout_s": "idle_timeout_s",
+    "ice_host": "ice_host_addresses",
 }
 
 
@@ -63,6 +70,28 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("name", help="display name of the speaker")
     e.add_argument("audio", type=Path, nargs="+")
     _common(e)
+
+    sv = sub.add_parser("serve", help="run the WebRTC server (signaling, pages, API)")
+    sv.add_argument("--host", help="bind address (default 127.0.0.1)")
+    sv.add_argument("--port", type=int, help="HTTP(S) port (default 8080)")
+    sv.add_argument("--cert", type=Path, help="TLS certificate (PEM)")
+    sv.add_argument("--key", type=Path, help="TLS private key (PEM)")
+    sv.add_argument("--max-peers", type=int, help="concurrent calls before 503 server_busy")
+    sv.add_argument("--idle-timeout-s", type=float, help="close calls with neither speech nor messages this long")
+    sv.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
+    _common(sv)
+
+    c = sub.add_parser("call", help="send a recording to a server over WebRTC and print its transcript live")
+    c.add_argument("audio", type=Path)
+    c.add_argument("--server", required=True, help="server URL, e.g. http://127.0.0.1:8080")
+    c.add_argument("--enroll", action="append", default=[], metavar="NAME=AUDIO",
+                   help="enroll a voice over the data channel first (repeat for several speakers)")
+    c.add_argument("--speed", type=float, default=1.0, help="send N times faster than real time (default 1)")
+    c.add_argument("--language", help="ISO 639-1 code; default: detect per utterance")
+    c.add_argument("--room", help="room to join (default: a new one)")
+    c.add_argument("--json", action="store_true", help="print every message as a JSON line")
+    c.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
+    c.add_argument("-v", "--verbose", action="count", default=0)
 
     pr = sub.add_parser("profiles", help="list, rename or delete voice profiles")
     psub = pr.add_subparsers(dest="action", required=True)
@@ -163,10 +192,83 @@ def _cmd_profiles(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    import ssl
+
+    from aiohttp import web
+
+    from signaling.app import create_app
+
+    from .ice import restrict_host_addresses
+    from .runtime import SpeechRuntime
+
+    settings = _settings(args)
+    if bool(settings.cert) != bool(settings.key):
+        raise CallscribeError("--cert and --key go together")
+    ssl_context = None
+    if settings.cert:
+        ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        try:
+            ssl_context.load_cert_chain(settings.cert, settings.key)
+        except (OSError, ssl.SSLError) as exc:
+            raise CallscribeError(f"cannot load the TLS certificate/key: {exc}") from None
+    restrict_host_addresses(settings.ice_host_addresses)
+    runtime = SpeechRuntime(settings)
+    scheme = "https" if ssl_context else "http"
+    print(f"callscribe: serving on {scheme}://{settings.host}:{settings.port}/ (Ctrl-C to stop)", flush=True)
+    try:
+        web.run_app(create_app(runtime), host=settings.host, port=settings.port, ssl_context=ssl_context,
+                    print=None, access_log=None)
+    except OSError as exc:
+        raise CallscribeError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None
+    finally:
+        runtime.close()
+    return 0
+
+
+def _cmd_call(args: argparse.Namespace) -> int:
+    import asyncio
+    import json
+
+    from signaling.client import call_file
+
+    from .events import Final
+    from .ice import restrict_host_addresses
+    from .ingest import load_audio
+    from .transcript import chat_line
+
+    settings = _settings(args)
+    restrict_host_addresses(settings.ice_host_addresses)
+    voices = []
+    for spec in args.enroll:
+        name, sep, path = spec.partition("=")
+        if not sep or not name or not path:
+            raise CallscribeError(f"--enroll takes NAME=AUDIO, got {spec!r}")
+        voices.append((name, load_audio(path)))
+    audio = load_audio(args.audio)
+
+    def show(message: dict) -> None:
+        if args.json:
+            print(json.dumps(message, ensure_ascii=False), flush=True)
+        elif message["type"] == "final" and message["text"]:
+            final = Final.model_validate({k: v for k, v in message.items() if k in Final.model_fields})
+            print(chat_line(final), flush=True)
+        elif message["type"] == "partial":
+            print(f"  … {message['text']}", file=sys.stderr, flush=True)
+        elif message["type"] in ("enrollment_completed", "enrollment_failed", "error"):
+            print(f"callscribe: {message['type']}: {message.get('reason') or message.get('message') or ''}"
+                  f"{message.get('name', '')}", file=sys.stderr, flush=True)
+
+    result = asyncio.run(call_file(args.server, audio, enroll=voices, ice_servers=settings.ice_servers,
+                                   speed=args.speed, language=args.language, room=args.room, on_message=show))
+    return 1 if result.errors else 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose)
-    handlers = {"transcribe": _cmd_transcribe, "enroll": _cmd_enroll, "profiles": _cmd_profiles}
+    handlers = {"transcribe": _cmd_transcribe, "enroll": _cmd_enroll, "profiles": _cmd_profiles,
+                "serve": _cmd_serve, "call": _cmd_call}
     try:
         return handlers[args.command](args)
     except CallscribeError as exc:

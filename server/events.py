@@ -97,6 +97,13 @@ class EnrollmentFailed(_Event):
     reason: str
 
 
+class Transcription(_Event):
+    """Transcription was started or stopped; after ``active: false`` no more finals of the stopped part come."""
+
+    type: Literal["transcription"] = "transcription"
+    active: bool
+
+
 class Error(_Event):
     """Something went wrong; the stream goes on. ``code`` is machine-readable (e.g. ``server_busy``)."""
 
@@ -106,7 +113,8 @@ class Error(_Event):
 
 
 Event = Annotated[
-    SpeechStarted | Partial | Final | EnrollmentStarted | EnrollmentCompleted | EnrollmentFailed | Error,
+    SpeechStarted | Partial | Final | EnrollmentStarted | EnrollmentCompleted | EnrollmentFailed | Transcription
+    | Error,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)

@@ -122,3 +122,42 @@ def iter_file(path: str | Path, chunk_s: float = 1.0) -> Iterator[np.ndarray]:
 def load_audio(path: str | Path) -> np.ndarray:
     """Decode a whole file to ``float32[n_samples]`` at 16 kHz mono. Raises :class:`AudioDecodeError`."""
     return np.concatenate(list(iter_file(path, chunk_s=30.0)))
+
+
+class TrackIngest:
+    """Frames of a WebRTC audio track → 16 kHz mono float32 on a stream clock that never drifts.
+
+    aiortc does not conceal lost packets: the decoded audio silently gets shorter (notes/webrtc.md). The gap
+    is found from each frame's ``pts`` (in ``1/sample_rate`` units, from the RTP timestamps) and filled with
+    silence, so stream time = samples delivered / 16 kHz stays equal to media time. Gaps are capped at
+    ``max_gap_s`` (a sender that paused for minutes does not make us allocate minutes of zeros).
+
+    Attributes:
+        gap_s: silence inserted so far (seconds); ``late_frames``: frames dropped for going back in time.
+    """
+
+    def __init__(self, max_gap_s: float = 5.0) -> None:
+        self.resampler = FrameResampler()
+        self.max_gap_s = max_gap_s
+        self._expected_pts: int | None = None
+        self.gap_s = 0.0
+        self.late_frames = 0
+        self.frames = 0
+
+    def push(self, frame: av.AudioFrame) -> np.ndarray:
+        """Convert one frame; returns ``float32[n]`` (gap silence first, when there was a gap)."""
+        self.frames += 1
+        gap = np.zeros(0, np.float32)
+        if frame.pts is not None and frame.sample_rate:
+            if self._expected_pts is not None:
+                missing = frame.pts - self._expected_pts
+                if missing < 0:
+                    self.late_frames += 1
+                    return gap
+                if missing > 0:
+                    gap_s = min(missing / frame.sample_rate, self.max_gap_s)
+                    self.gap_s += gap_s
+                    gap = np.zeros(round(gap_s * SAMPLE_RATE), np.float32)
+            self._expected_pts = frame.pts + frame.samples
+        samples = self.resampler.push(frame)
+        return np.concatenate([gap, samples]) if gap.size else samples

@@ -15,6 +15,7 @@ from __future__ import annotations
 import bisect
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, wait
@@ -48,6 +49,7 @@ class _Slot:
     name: str = ""
     speech_s: float = 0.0
     skip: bool = False
+    submitted: float = 0.0
 
 
 class StreamProcessor:
@@ -60,11 +62,13 @@ class StreamProcessor:
         block: wait for room in the worker queue instead of failing (file mode).
         t0: stream time (s) of the first sample.
         classifier: VAD frame classifier; default from ``Settings.vad``.
+        on_latency: called with the seconds from endpoint decision to delivery of each utterance's finals.
     """
 
     def __init__(self, runtime: SpeechRuntime, sink: Sink, *, language: str | None = None,
                  block: bool = False, t0: float = 0.0, word_timestamps: bool | None = None,
-                 partials: bool | None = None, classifier: FrameClassifier | None = None) -> None:
+                 partials: bool | None = None, classifier: FrameClassifier | None = None,
+                 on_latency: Callable[[float], None] | None = None) -> None:
         s = runtime.settings
         self.runtime = runtime
         self.sink = sink
@@ -88,15 +92,41 @@ class StreamProcessor:
         self._enrolling: str | None = None
         self._enroll_segments: list[Segment] = []
         self._closed = False
+        self._paused = False
+        self.on_latency = on_latency
 
     # -- input ---------------------------------------------------------------------------------
     def push(self, samples: np.ndarray) -> None:
         """Feed ``float32[n]`` 16 kHz mono audio (any n). Raises ValueError on other dtypes/shapes."""
         if self._closed:
             raise RuntimeError("stream processor is closed")
+        if self._paused and self._enrolling is None:
+            self.vad.check(samples)
+            self.segmenter.skip(samples.size + self.vad.reset())  # exact clock: buffered samples count too
+            return
         for frame, prob in self.vad.push(samples):
             for ev in self.segmenter.push(frame, prob):
                 self._on_segmenter_event(ev)
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
+
+    def pause(self) -> None:
+        """Stop transcribing: the open utterance is finalised; later audio only advances the stream clock
+        (enrollment still listens)."""
+        if self._paused:
+            return
+        for ev in self.segmenter.flush():
+            self._on_segmenter_event(ev)
+        self._paused = True
+        self._emit_now(events.Transcription(active=False))  # ordered after the flushed utterance's final
+
+    def resume(self) -> None:
+        """Transcribe again from the next pushed sample."""
+        if self._paused:
+            self._paused = False
+            self._emit_now(events.Transcription(active=True))
 
     @property
     def now(self) -> float:
@@ -194,7 +224,8 @@ class StreamProcessor:
             self.runtime.finalize, seg.audio, embed_audio=embed, language=self._language_for(seg.duration),
             word_timestamps=self.word_timestamps, block=self.block,
         )
-        self._add_slot(_Slot("final", seg.utterance_id, future=fut, segment=seg, end_reason=reason))
+        self._add_slot(_Slot("final", seg.utterance_id, future=fut, segment=seg, end_reason=reason,
+                             submitted=time.monotonic()))
 
     # -- ordered delivery ----------------------------------------------------------------------
     def _emit_now(self, event: events.Event) -> None:
@@ -222,6 +253,8 @@ class StreamProcessor:
                 self._slots.popleft()
                 if slot.skip:
                     continue
+                if slot.kind == "final" and self.on_latency is not None:
+                    self.on_latency(time.monotonic() - slot.submitted)
                 for event in self._materialise(slot):
                     try:
                         self.sink(event)

@@ -189,6 +189,17 @@ class Segmenter:
             return []
         return [UtteranceEnded(self._segment(u), "stream_end")]
 
+    def skip(self, n_samples: int) -> None:
+        """Advance the stream clock over audio that is not classified (e.g. transcription paused).
+
+        Raises:
+            RuntimeError: an utterance is open (``flush()`` first).
+        """
+        if self._open is not None:
+            raise RuntimeError("cannot skip audio inside an open utterance")
+        self.t0 += n_samples / SAMPLE_RATE
+        self._preroll.clear()
+
     # -- internals -----------------------------------------------------------------------------
     def _maybe_confirm(self, u: _Open, idx: int) -> list[SegmenterEvent]:
         if u.speech_frames >= self._min_speech_frames:

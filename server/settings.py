@@ -79,3 +79,21 @@ class Settings(BaseSettings):
         True, description="split utterances at speaker changes (pyannote segmentation-3.0); measured to lower the "
         "identification error on back-to-back speakers (bench/turns_eval.py)"
     )
+
+    # --- WebRTC server -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="address the HTTP server binds to")
+    port: int = Field(8080, ge=0, le=65535)
+    cert: Path | None = Field(None, description="TLS certificate (PEM); browsers need https except on localhost")
+    key: Path | None = Field(None, description="TLS private key (PEM)")
+    max_peers: int = Field(4, ge=1, description="concurrent calls; more are refused with 503 server_busy")
+    idle_timeout_s: float = Field(60.0, gt=0, description="close a call with neither speech nor messages this long")
+    ice_servers: list[dict] = Field(
+        default_factory=list, description='RTCIceServer dicts, e.g. [{"urls": "turn:host:3478", "username": …}]; '
+        "empty = no STUN/TURN, nothing outside is contacted"
+    )
+    ice_host_addresses: list[str] | None = Field(
+        None, description="only gather ICE host candidates on these local addresses (multi-homed hosts; tests use "
+        '["127.0.0.1"]); None = every address aioice finds'
+    )
+    max_message_bytes: int = Field(16_384, ge=256, description="largest data-channel message accepted")
+

@@ -112,9 +112,21 @@ class VadStream:
     def frame_samples(self) -> int:
         return self.classifier.frame_samples
 
-    def push(self, samples: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    @staticmethod
+    def check(samples: np.ndarray) -> None:
+        """Raise ValueError unless ``samples`` is ``float32[n]``."""
         if samples.dtype != np.float32 or samples.ndim != 1:
             raise ValueError(f"expected float32[n] mono audio, got {samples.dtype}{list(samples.shape)}")
+
+    def reset(self) -> int:
+        """Drop buffered samples and the classifier's state (after a pause); returns how many were dropped."""
+        dropped = self._buf.size
+        self._buf = np.zeros(0, dtype=np.float32)
+        self.classifier.reset()
+        return dropped
+
+    def push(self, samples: np.ndarray) -> list[tuple[np.ndarray, float]]:
+        self.check(samples)
         buf = np.concatenate([self._buf, samples]) if self._buf.size else samples
         n = self.frame_samples
         whole = buf.size // n * n

@@ -193,3 +193,21 @@ def test_events_serialise_and_validate_round_trip():
     assert events.EVENT_ADAPTER.validate_json(raw) == ev
     with pytest.raises(ValidationError):
         events.EVENT_ADAPTER.validate_python({"type": "final", "text": "missing fields"})
+
+
+def test_pause_finalises_and_keeps_the_stream_clock():
+    rt = FakeRuntime()
+    out = []
+    proc = StreamProcessor(rt, out.append, classifier=EnergyVad(), partials=False)
+    proc.push(speech_like(1.5))
+    proc.pause()  # mid-utterance: finalised now
+    proc.push(speech_like(2.0))  # not transcribed while paused
+    proc.resume()
+    proc.push(silence(0.5))
+    proc.push(speech_like(1.5))
+    proc.close(timeout=10)
+    finals = [e for e in out if e.type == "final"]
+    assert len(finals) == 2
+    assert finals[0].end_reason == "stream_end" and finals[0].end == pytest.approx(1.5, abs=0.04)
+    assert finals[1].start == pytest.approx(4.0, abs=0.04)  # 1.5 + 2.0 paused + 0.5 silence
+    rt.pool.close()

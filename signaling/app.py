@@ -1,0 +1,218 @@
+"""The aiohttp application: SDP offer/answer (JSON and WHIP), health, metrics, ICE settings, static pages.
+
+Routes:
+
+========================  ==================================================================================
+``POST /api/offer``       JSON ``{"sdp", "type": "offer", "room"?, "name"?, "language"?, "transcribe"?}``
+                          → ``200 {"sdp", "type": "answer", "peer_id", "room"}``
+``DELETE /api/peers/{id}`` end a call (its last utterance is still finalised)
+``POST /whip``            WHIP (RFC 9725): body ``application/sdp`` offer, options as query parameters →
+                          ``201 Created``, the SDP answer as body, ``Location: /whip/{id}``
+``DELETE /whip/{id}``     end a WHIP session
+``GET /api/ice-servers``  ``{"iceServers": [...]}`` for the page's ``RTCPeerConnection``
+``GET /healthz``          process alive · ``GET /readyz`` models loaded · ``GET /metrics`` Prometheus text
+``GET /``                 the pages in ``static/``
+========================  ==================================================================================
+
+Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx/5xx status; a full server answers
+``503 server_busy`` with ``Retry-After``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from pathlib import Path
+
+from aiohttp import web
+from aiortc import RTCSessionDescription
+from pydantic import ValidationError
+
+from server import protocol
+from server.metrics import Metrics
+from server.peer import CallPeer
+from server.rooms import Rooms
+from server.runtime import SpeechRuntime
+from server.settings import Settings
+
+log = logging.getLogger(__name__)
+
+STATIC_DIR = Path(__file__).resolve().parents[1] / "static"
+MAX_SDP_BYTES = 64 * 1024
+RETRY_AFTER_S = 5
+
+RUNTIME = web.AppKey("runtime", SpeechRuntime)
+SETTINGS = web.AppKey("settings", Settings)
+PEERS = web.AppKey("peers", dict)
+ROOMS = web.AppKey("rooms", Rooms)
+METRICS = web.AppKey("metrics", Metrics)
+
+
+def json_error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
+
+
+@web.middleware
+async def errors_as_json(request: web.Request, handler):
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.content_type == "application/json" or exc.status < 400:
+            raise
+        return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+
+
+def _admission(app: web.Application) -> web.Response | None:
+    runtime, peers, settings = app[RUNTIME], app[PEERS], app[SETTINGS]
+    reason = None
+    if len(peers) >= settings.max_peers:
+        reason = f"{len(peers)} calls in progress (the limit is {settings.max_peers})"
+    elif runtime.pool.busy:
+        reason = f"{runtime.pool.depth} decodes are waiting"
+    if reason is None:
+        return None
+    app[METRICS].refused.labels("server_busy").inc()
+    return json_error(503, "server_busy", f"server too busy: {reason}; retry later",
+                      headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+async def _start_call(app: web.Application, sdp: str, sdp_type: str,
+                      options: protocol.SessionOptions) -> tuple[CallPeer, RTCSessionDescription]:
+    """Create a peer for an offer. Raises ``web.HTTPBadRequest``-style responses as exceptions."""
+    if sdp_type != "offer":
+        raise _BadRequest("not_an_offer", f"expected an SDP offer, got type {sdp_type!r}")
+    if not sdp.startswith("v=0"):
+        raise _BadRequest("bad_sdp", "the SDP does not start with 'v=0'")
+    peers = app[PEERS]
+
+    def on_closed(peer: CallPeer) -> None:
+        if peers.pop(peer.id, None) is not None:
+            app[METRICS].peers.dec()
+
+    peer = CallPeer(app[RUNTIME], options, app[ROOMS].get(options.room), on_closed, app[METRICS], app[SETTINGS])
+    peers[peer.id] = peer
+    app[METRICS].peers.inc()
+    app[METRICS].peers_total.inc()
+    try:
+        answer = await peer.answer(RTCSessionDescription(sdp=sdp, type="offer"))
+    except Exception as exc:  # noqa: BLE001 -- aiortc raises ValueError, AttributeError, … on malformed SDP
+        await peer.close("bad offer")
+        raise _BadRequest("bad_sdp", f"cannot use this SDP offer: {exc or type(exc).__name__}") from None
+    return peer, answer
+
+
+class _BadRequest(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+async def offer(request: web.Request) -> web.Response:
+    if request.content_type != "application/json":
+        return json_error(415, "unsupported_media_type", "send the offer as application/json")
+    if (request.content_length or 0) > MAX_SDP_BYTES:
+        return json_error(413, "too_large", f"offers are limited to {MAX_SDP_BYTES} bytes")
+    try:
+        body = json.loads(await request.text())
+        if not isinstance(body, dict):
+            raise ValueError("not an object")
+        sdp, sdp_type = body.pop("sdp"), body.pop("type")
+        if not isinstance(sdp, str) or not isinstance(sdp_type, str):
+            raise ValueError("sdp and type must be strings")
+        options = protocol.SessionOptions(**body)
+    except (ValueError, KeyError, TypeError, ValidationError) as exc:
+        return json_error(400, "bad_request", f'expected {{"sdp": str, "type": "offer", options…}}: {exc}')
+    if busy := _admission(request.app):
+        return busy
+    try:
+        peer, answer = await _start_call(request.app, sdp, sdp_type, options)
+    except _BadRequest as exc:
+        return json_error(400, exc.code, str(exc))
+    return web.json_response({"sdp": answer.sdp, "type": answer.type, "peer_id": peer.id, "room": peer.room.name})
+
+
+async def whip(request: web.Request) -> web.Response:
+    if request.content_type != "application/sdp":
+        return json_error(415, "unsupported_media_type", "WHIP offers are application/sdp (RFC 9725)")
+    if (request.content_length or 0) > MAX_SDP_BYTES:
+        return json_error(413, "too_large", f"offers are limited to {MAX_SDP_BYTES} bytes")
+    try:
+        query = dict(request.query)
+        if "transcribe" in query:
+            query["transcribe"] = query["transcribe"].lower() not in ("0", "false", "no")
+        options = protocol.SessionOptions(**query)
+    except ValidationError as exc:
+        return json_error(400, "bad_request", f"bad query options: {exc.errors()[0]['msg']}")
+    if busy := _admission(request.app):
+        return busy
+    try:
+        peer, answer = await _start_call(request.app, await request.text(), "offer", options)
+    except _BadRequest as exc:
+        return json_error(400, exc.code, str(exc))
+    return web.Response(status=201, text=answer.sdp, content_type="application/sdp",
+                        headers={"Location": f"/whip/{peer.id}"})
+
+
+async def end_call(request: web.Request) -> web.Response:
+    peer = request.app[PEERS].get(request.match_info["peer_id"])
+    if peer is None:
+        return json_error(404, "not_found", "no such call")
+    await peer.close("deleted by client")
+    return web.Response(status=200 if request.path.startswith("/whip") else 204)
+
+
+async def ice_servers(request: web.Request) -> web.Response:
+    return web.json_response({"iceServers": request.app[SETTINGS].ice_servers})
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    runtime = request.app[RUNTIME]
+    ready = runtime.asr is not None
+    return web.json_response({"ready": ready, "peers": len(request.app[PEERS]), "queue": runtime.pool.depth},
+                             status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    page = STATIC_DIR / "index.html"
+    if page.is_file():
+        return web.FileResponse(page)
+    return web.Response(text="callscribe is running. POST an SDP offer to /api/offer or /whip.\n")
+
+
+async def _close_all_peers(app: web.Application) -> None:
+    await asyncio.gather(*(p.close("server shutdown") for p in list(app[PEERS].values())), return_exceptions=True)
+
+
+def create_app(runtime: SpeechRuntime, settings: Settings | None = None) -> web.Application:
+    """The signaling application over an already loaded :class:`SpeechRuntime`.
+
+    ``settings`` (default: the runtime's) gives the server-side limits: peers, idle timeout, ICE, message size.
+    """
+    app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_SDP_BYTES)
+    app[RUNTIME] = runtime
+    app[SETTINGS] = settings or runtime.settings
+    app[PEERS] = {}
+    app[ROOMS] = Rooms()
+    app[METRICS] = Metrics(queue_depth=lambda: runtime.pool.depth)
+    app.router.add_post("/api/offer", offer)
+    app.router.add_delete("/api/peers/{peer_id}", end_call)
+    app.router.add_post("/whip", whip)
+    app.router.add_delete("/whip/{peer_id}", end_call)
+    app.router.add_get("/api/ice-servers", ice_servers)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/", index)
+    if STATIC_DIR.is_dir():
+        app.router.add_static("/static/", STATIC_DIR)
+    app.on_shutdown.append(_close_all_peers)
+    return app

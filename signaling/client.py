@@ -1,0 +1,218 @@
+"""The Python WebRTC client: ``callscribe call`` — a file sent as a microphone, events printed as they come.
+
+It makes a real ``RTCPeerConnection`` (aiortc, the same ICE settings as the server), sends the audio as an
+Opus track paced in real time (or ``speed`` times faster), opens the ``events`` data channel and speaks the
+protocol of :mod:`server.protocol`: optional enrollments first (``enroll_start`` → audio → ``enroll_stop``),
+then ``transcribe_start`` → audio → ``transcribe_stop``. It doubles as the test client and as an example of a
+data-channel subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fractions
+import json
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+import av
+import numpy as np
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamTrack
+
+from server import SAMPLE_RATE
+from server.errors import CallscribeError
+from server.ice import rtc_configuration
+
+FRAME_SAMPLES = SAMPLE_RATE // 50  # 20 ms, as browsers send
+
+
+class CallError(CallscribeError):
+    """The call could not be made or the server reported an error."""
+
+    code = "call_failed"
+
+
+class FileAudioTrack(MediaStreamTrack):
+    """An audio track that plays queued ``float32[n]`` 16 kHz buffers and silence in between.
+
+    Frames are 20 ms of s16 mono at 16 kHz (aiortc's Opus encoder resamples to 48 kHz), paced to the wall
+    clock divided by ``speed``.
+    """
+
+    kind = "audio"
+
+    def __init__(self, speed: float = 1.0) -> None:
+        super().__init__()
+        self.speed = speed
+        self._queue: deque[tuple[np.ndarray, asyncio.Future]] = deque()
+        self._offset = 0
+        self._pts = 0
+        self._t0: float | None = None
+
+    def play(self, audio: np.ndarray) -> asyncio.Future:
+        """Queue audio; the future resolves when its last frame has been handed to the encoder."""
+        fut = asyncio.get_running_loop().create_future()
+        self._queue.append((audio.astype(np.float32, copy=False), fut))
+        return fut
+
+    async def recv(self) -> av.AudioFrame:
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        wait = self._t0 + self._pts / SAMPLE_RATE / self.speed - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        chunk = np.zeros(FRAME_SAMPLES, np.float32)
+        filled = 0
+        while filled < FRAME_SAMPLES and self._queue:
+            audio, fut = self._queue[0]
+            take = min(FRAME_SAMPLES - filled, audio.size - self._offset)
+            chunk[filled : filled + take] = audio[self._offset : self._offset + take]
+            filled += take
+            self._offset += take
+            if self._offset >= audio.size:
+                self._queue.popleft()
+                self._offset = 0
+                if not fut.done():
+                    fut.set_result(None)
+        pcm = (np.clip(chunk, -1, 1) * 32767).astype(np.int16).reshape(1, -1)
+        frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+        frame.sample_rate = SAMPLE_RATE
+        frame.pts = self._pts
+        frame.time_base = fractions.Fraction(1, SAMPLE_RATE)
+        self._pts += FRAME_SAMPLES
+        return frame
+
+
+@dataclass
+class CallResult:
+    """What a call produced: every message received (dicts, in order) and the finals among them."""
+
+    messages: list[dict] = field(default_factory=list)
+    peer_id: str | None = None
+    room: str | None = None
+
+    @property
+    def finals(self) -> list[dict]:
+        return [m for m in self.messages if m.get("type") == "final"]
+
+    @property
+    def errors(self) -> list[dict]:
+        return [m for m in self.messages if m.get("type") in ("error", "enrollment_failed")]
+
+
+class CallSession:
+    """One call to a callscribe server; use as ``async with CallSession(...) as call``."""
+
+    def __init__(self, server_url: str, *, ice_servers: Sequence[dict] = (), speed: float = 1.0,
+                 language: str | None = None, room: str | None = None, name: str | None = None,
+                 transcribe: bool = True, on_message: Callable[[dict], None] | None = None) -> None:
+        self.url = server_url.rstrip("/")
+        self.options = {"language": language, "room": room, "name": name, "transcribe": transcribe}
+        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.track = FileAudioTrack(speed)
+        self.result = CallResult()
+        self.on_message = on_message
+        self._waiters: list[tuple[Callable[[dict], bool], asyncio.Future]] = []
+        self.channel = None
+
+    async def __aenter__(self) -> CallSession:
+        try:
+            await self.connect()
+        except BaseException:
+            await self.close()
+            raise
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.close()
+
+    async def connect(self, timeout: float = 30.0) -> None:
+        """Offer, answer, and wait for the server's ``ready``.
+
+        Raises:
+            CallError: HTTP error (the server's JSON error is quoted, e.g. ``server_busy``) or no ``ready``.
+        """
+        self.pc.addTrack(self.track)
+        self.channel = self.pc.createDataChannel("events")
+        self.channel.on("message", self._on_message)
+        ready = self.expect(lambda m: m.get("type") == "ready")
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        body = {"sdp": self.pc.localDescription.sdp, "type": "offer", **self.options}
+        try:
+            async with aiohttp.ClientSession() as http, http.post(f"{self.url}/api/offer", json=body) as resp:
+                answer = await resp.json(content_type=None)
+                if resp.status != 200:
+                    err = answer.get("error", {}) if isinstance(answer, dict) else {}
+                    raise CallError(f"offer refused ({resp.status} {err.get('code', '')}): {err.get('message', '')}")
+        except aiohttp.ClientError as exc:
+            raise CallError(f"cannot reach {self.url}: {exc}") from None
+        self.result.peer_id, self.result.room = answer["peer_id"], answer["room"]
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
+        try:
+            await asyncio.wait_for(ready, timeout)
+        except TimeoutError:
+            raise CallError(f"no 'ready' from the server within {timeout:g} s (ICE/DTLS failed?)") from None
+
+    def _on_message(self, raw) -> None:
+        message = json.loads(raw)
+        self.result.messages.append(message)
+        if self.on_message is not None:
+            self.on_message(message)
+        for predicate, fut in list(self._waiters):
+            if not fut.done() and predicate(message):
+                fut.set_result(message)
+                self._waiters.remove((predicate, fut))
+
+    def expect(self, predicate: Callable[[dict], bool]) -> asyncio.Future:
+        """A future for the next message matching ``predicate`` (register before causing it)."""
+        fut = asyncio.get_running_loop().create_future()
+        self._waiters.append((predicate, fut))
+        return fut
+
+    def send(self, message: dict | str) -> None:
+        self.channel.send(message if isinstance(message, str) else json.dumps(message))
+
+    async def enroll(self, name: str, audio: np.ndarray, timeout: float = 60.0) -> dict:
+        """Enroll ``name`` from ``float32[n]`` 16 kHz speech; returns ``enrollment_completed`` or raises."""
+        done = self.expect(lambda m: m.get("type") in ("enrollment_completed", "enrollment_failed")
+                           and m.get("name", "").lower() == name.lower())
+        self.send({"type": "enroll_start", "name": name})
+        await self.track.play(np.concatenate([audio, np.zeros(SAMPLE_RATE // 2, np.float32)]))
+        self.send({"type": "enroll_stop"})
+        result = await asyncio.wait_for(done, timeout)
+        if result["type"] == "enrollment_failed":
+            raise CallError(f"enrollment of {name!r} failed: {result['reason']}")
+        return result
+
+    async def transcribe(self, audio: np.ndarray, timeout: float = 120.0) -> list[dict]:
+        """Send ``audio`` with transcription on; returns the finals that came for it."""
+        before = len(self.result.finals)
+        started = self.expect(lambda m: m.get("type") == "transcription" and m["active"])
+        self.send({"type": "transcribe_start"})
+        stopped = self.expect(lambda m: m.get("type") == "transcription" and not m["active"])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(started), 2.0)  # already active: no event comes
+        await self.track.play(np.concatenate([audio, np.zeros(SAMPLE_RATE, np.float32)]))
+        self.send({"type": "transcribe_stop"})
+        await asyncio.wait_for(stopped, timeout)
+        return self.result.finals[before:]
+
+    async def close(self) -> None:
+        await self.pc.close()
+
+
+async def call_file(server_url: str, audio: np.ndarray, *, enroll: Sequence[tuple[str, np.ndarray]] = (),
+                    ice_servers: Sequence[dict] = (), speed: float = 1.0, language: str | None = None,
+                    room: str | None = None, on_message: Callable[[dict], None] | None = None) -> CallResult:
+    """Enroll the given voices over the data channel, then transcribe ``audio``; the seed's whole flow."""
+    async with CallSession(server_url, ice_servers=ice_servers, speed=speed, language=language, room=room,
+                           transcribe=False, on_message=on_message) as call:
+        for name, voice in enroll:
+            await call.enroll(name, voice)
+        await call.transcribe(audio)
+        return call.result

@@ -1,0 +1,268 @@
+"""The WebRTC server on loopback with the real Python client (aiortc both sides, real models).
+
+ICE host candidates are restricted to 127.0.0.1 (``Settings.ice_host_addresses``), so nothing leaves
+the machine. Real recordings come from ../shared/data/speech.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+
+import aiohttp
+import numpy as np
+import pytest
+from aiohttp.test_utils import TestServer
+from aiortc import RTCPeerConnection, RTCSessionDescription
+
+from conftest import wer
+from server.ice import restrict_host_addresses, rtc_configuration
+from server.ingest import load_audio
+from server.settings import Settings
+from signaling.app import create_app
+from signaling.client import CallError, CallSession, FileAudioTrack, call_file
+
+pytestmark = [pytest.mark.speech, pytest.mark.asyncio(loop_scope="module")]
+SPEED = 4.0
+
+
+@pytest.fixture(scope="module")
+def runtime(runtime_factory, speech):
+    restrict_host_addresses(["127.0.0.1"])
+    yield runtime_factory()
+    restrict_host_addresses(None)
+
+
+@pytest.fixture(scope="module")
+def voices(speech, manifest):
+    d = speech / "harvard_2spk"
+    texts = {m["path"]: m["text"] for m in manifest}
+    enroll = {n: np.concatenate([load_audio(d / f"{s}_snt{i}.wav") for i in (1, 2, 3)])
+              for n, s in (("Alice", "spk1"), ("Bob", "spk2"))}
+    gap = np.zeros(int(0.7 * 16000), np.float32)
+    parts, turns = [], []
+    for i in (4, 5, 6):
+        for n, s in (("Alice", "spk1"), ("Bob", "spk2")):
+            parts += [load_audio(d / f"{s}_snt{i}.wav"), gap]
+            turns.append((n, texts[f"harvard_2spk/{s}_snt{i}.wav"]))
+    return enroll, np.concatenate(parts), turns
+
+
+async def start(runtime, **overrides):
+    settings = runtime.settings.model_copy(update=overrides)
+    server = TestServer(create_app(runtime, settings), host="127.0.0.1", port=0)
+    await server.start_server()
+    return server, f"http://127.0.0.1:{server.port}"
+
+
+async def test_seed_flow_enroll_two_speakers_then_transcribe(runtime, voices):
+    enroll, conversation, turns = voices
+    server, url = await start(runtime)
+    try:
+        result = await call_file(url, conversation, enroll=list(enroll.items()), speed=SPEED)
+    finally:
+        await server.close()
+    types = [m["type"] for m in result.messages]
+    assert types[0] == "ready"
+    assert types.count("enrollment_completed") == 2
+    finals = [f for f in result.finals if f["text"]]
+    print("\n" + "\n".join(f"{f['speaker']:7} {f['score']} {f['text']}" for f in finals))
+    assert [f["speaker"] for f in finals] == [n for n, _ in turns]
+    assert wer([t for _, t in turns], [f["text"] for f in finals]) <= 0.10
+    assert all(f["peer_id"] == result.peer_id and f["speaker_id"] for f in finals)
+    assert not result.errors
+
+
+async def test_whip_publisher_with_data_channel(runtime, voices):
+    _, conversation, _ = voices
+    server, url = await start(runtime)
+    pc = RTCPeerConnection(rtc_configuration([]))
+    track = FileAudioTrack(speed=SPEED)
+    pc.addTrack(track)
+    channel = pc.createDataChannel("events")
+    got: list[dict] = []
+    channel.on("message", lambda raw: got.append(json.loads(raw)))
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/whip?language=en", data=pc.localDescription.sdp,
+                                 headers={"Content-Type": "application/sdp"}) as resp:
+                assert resp.status == 201
+                assert resp.content_type == "application/sdp"
+                location = resp.headers["Location"]
+                answer = await resp.text()
+            assert location.startswith("/whip/")
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+            await track.play(conversation[: 6 * 16000])
+            for _ in range(200):
+                if any(m["type"] == "final" for m in got):
+                    break
+                await asyncio.sleep(0.05)
+            async with http.delete(url + location) as resp:
+                assert resp.status == 200
+            async with http.delete(url + location) as resp:
+                assert resp.status == 404
+    finally:
+        await pc.close()
+        await server.close()
+    assert got[0]["type"] == "ready" and got[0]["transcribing"] is True
+    finals = [m for m in got if m["type"] == "final" and m["text"]]
+    assert finals and "stripe" in finals[0]["text"].lower()
+    assert finals[0]["language"] == "en"
+
+
+@pytest.mark.parametrize("body,ctype,status,code", [
+    (json.dumps({"sdp": "garbage", "type": "offer"}), "application/json", 400, "bad_sdp"),
+    (json.dumps({"sdp": "v=0\r\nthis is not an sdp\r\n", "type": "offer"}), "application/json", 400, "bad_sdp"),
+    (json.dumps({"sdp": "v=0\r\n", "type": "answer"}), "application/json", 400, "not_an_offer"),
+    (json.dumps({"type": "offer"}), "application/json", 400, "bad_request"),
+    (json.dumps({"sdp": "v=0", "type": "offer", "room": "no spaces allowed"}), "application/json", 400,
+     "bad_request"),
+    ("{not json", "application/json", 400, "bad_request"),
+    ("v=0\r\n", "text/plain", 415, "unsupported_media_type"),
+])
+async def test_bad_offers_get_json_errors(runtime, body, ctype, status, code):
+    server, url = await start(runtime)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.post(f"{url}/api/offer", data=body, headers={"Content-Type": ctype}) as resp:
+                assert resp.status == status
+                assert (await resp.json())["error"]["code"] == code
+            async with http.post(f"{url}/whip", data="v=0\r\n", headers={"Content-Type": "application/json"}) as r:
+                assert r.status == 415
+            async with http.post(f"{url}/whip", data="nonsense", headers={"Content-Type": "application/sdp"}) as r:
+                assert r.status == 400 and (await r.json())["error"]["code"] == "bad_sdp"
+            async with http.get(f"{url}/readyz") as r:
+                assert (await r.json())["peers"] == 0  # nothing left behind by refused offers
+    finally:
+        await server.close()
+
+
+async def test_bad_data_channel_messages_are_errors_and_the_session_goes_on(runtime, voices):
+    _, conversation, _ = voices
+    server, url = await start(runtime, max_message_bytes=1024)
+    try:
+        async with CallSession(url, speed=SPEED, transcribe=False) as call:
+            bad = ["not json", json.dumps({"type": "dance"}), json.dumps({"type": "enroll_start"}),
+                   json.dumps({"type": "ping", "id": "x" * 2000}), json.dumps([1, 2]),
+                   json.dumps({"type": "session", "language": "Klingon"})]
+            for raw in bad:
+                call.send(raw)
+            pong = call.expect(lambda m: m["type"] == "pong")
+            call.send({"type": "ping", "id": 7})
+            assert (await asyncio.wait_for(pong, 10))["id"] == 7
+            finals = await call.transcribe(conversation[: 7 * 16000])
+        codes = [m["code"] for m in call.result.messages if m["type"] == "error"]
+        assert codes == ["bad_json", "unknown_type", "invalid_message", "message_too_large", "invalid_message",
+                         "invalid_message"]
+        assert [f["text"] for f in finals if f["text"]][:2] == ["A thin stripe runs down the middle.",
+                                                                "Men the coat before you go out."]
+    finally:
+        await server.close()
+
+
+async def test_more_callers_than_allowed_get_server_busy(runtime):
+    server, url = await start(runtime, max_peers=1)
+    try:
+        async with CallSession(url, speed=SPEED):
+            with pytest.raises(CallError, match="503 server_busy"):
+                async with CallSession(url, speed=SPEED):
+                    pass
+            async with aiohttp.ClientSession() as http, http.post(f"{url}/whip", data="v=0\r\n",
+                                                                   headers={"Content-Type": "application/sdp"}) as r:
+                assert r.status == 503 and r.headers["Retry-After"]
+                assert (await r.json())["error"]["code"] == "server_busy"
+        await asyncio.sleep(0.5)
+        async with CallSession(url, speed=SPEED):  # a slot is free again
+            pass
+    finally:
+        await server.close()
+
+
+async def test_caller_vanishing_mid_utterance(runtime, voices):
+    """A's last utterance is still finalised and reaches the room; B's own call is not disturbed."""
+    enroll, conversation, _ = voices
+    server, url = await start(runtime)
+    try:
+        async with CallSession(url, speed=SPEED, room="shared", name="B") as b:
+            a = CallSession(url, speed=SPEED, room="shared", name="A")
+            await a.connect()
+            a.track.play(conversation[: int(5.0 * 16000)])  # Alice's turn, then Bob's …
+            await asyncio.sleep(4.6 / SPEED)  # … cut off in the middle of Bob's sentence
+            await a.pc.close()  # vanish: no transcribe_stop, no DELETE
+            b_finals = await b.transcribe(enroll["Bob"])  # harvard spk2 snt1-3
+            await asyncio.sleep(1.0)
+        from_a = [m for m in b.result.finals if m["peer_id"] == a.result.peer_id]
+        assert [m["end_reason"] for m in from_a][-1] == "stream_end"
+        assert "stripe" in from_a[0]["text"].lower()
+        assert len(from_a) == 2 and from_a[1]["text"]
+        own = [f for f in b_finals if f["peer_id"] == b.result.peer_id]
+        assert own and "one war is enough" in own[0]["text"].lower()
+    finally:
+        await server.close()
+
+
+async def test_idle_calls_time_out(runtime):
+    server, url = await start(runtime, idle_timeout_s=1.0)
+    try:
+        async with CallSession(url, speed=1.0) as call:
+            err = call.expect(lambda m: m["type"] == "error")
+            assert (await asyncio.wait_for(err, 10))["code"] == "idle_timeout"
+            for _ in range(50):
+                if server.app[__import__("signaling.app", fromlist=["PEERS"]).PEERS] == {}:
+                    break
+                await asyncio.sleep(0.1)
+            assert server.app[__import__("signaling.app", fromlist=["PEERS"]).PEERS] == {}
+    finally:
+        await server.close()
+
+
+async def test_health_ready_metrics_ice(runtime, voices):
+    server, url = await start(runtime, ice_servers=[{"urls": "stun:127.0.0.1:3478"}])
+    _, conversation, _ = voices
+    try:
+        await call_file(url, conversation[: 4 * 16000], speed=SPEED)
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/healthz") as r:
+                assert r.status == 200
+            async with http.get(f"{url}/readyz") as r:
+                assert (await r.json())["ready"] is True
+            async with http.get(f"{url}/api/ice-servers") as r:
+                assert (await r.json()) == {"iceServers": [{"urls": "stun:127.0.0.1:3478"}]}
+            async with http.get(f"{url}/metrics") as r:
+                text = await r.text()
+        assert "callscribe_peers_accepted_total 1.0" in text
+        assert "callscribe_utterances_total 2.0" in text
+        assert "callscribe_decode_latency_seconds_count 2.0" in text
+        assert "callscribe_queue_depth 0.0" in text
+    finally:
+        await server.close()
+
+
+async def test_fifty_calls_leave_nothing_behind(runtime, voices):
+    _, conversation, _ = voices
+    server, url = await start(runtime)
+    clip = conversation[: int(3.2 * 16000)]
+
+    def live():
+        gc.collect()
+        peers = sum(isinstance(o, RTCPeerConnection) for o in gc.get_objects())
+        return peers, len(asyncio.all_tasks())
+
+    try:
+        await call_file(url, clip, speed=8.0)  # warm-up: lazily created module state is not a leak
+        await asyncio.sleep(0.5)
+        before = live()
+        for _ in range(50):
+            result = await call_file(url, clip, speed=8.0)
+            assert [f for f in result.finals if f["text"]]
+        for _ in range(40):
+            await asyncio.sleep(0.25)
+            after = live()
+            if after <= before:
+                break
+    finally:
+        await server.close()
+    assert after[0] <= before[0], (before, after)
+    assert after[1] <= before[1], (before, after)
