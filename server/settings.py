@@ -7,11 +7,12 @@ and from CLI flags, which the CLI passes as keyword arguments.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -96,4 +97,15 @@ class Settings(BaseSettings):
         '["127.0.0.1"]); None = every address aioice finds'
     )
     max_message_bytes: int = Field(16_384, ge=256, description="largest data-channel message accepted")
+
+    @field_validator("ice_host_addresses")
+    @classmethod
+    def _ip_addresses(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            for address in value:
+                try:
+                    ipaddress.ip_address(address)
+                except ValueError:
+                    raise ValueError(f"{address!r} is not an IP address") from None
+        return value
 

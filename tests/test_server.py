@@ -16,12 +16,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from conftest import wer
 from server.ice import restrict_host_addresses, rtc_configuration
 from server.ingest import load_audio
-from server.settings import Settings
 from signaling.app import create_app
 from signaling.client import CallError, CallSession, FileAudioTrack, call_file
+
+from conftest import wer
 
 pytestmark = [pytest.mark.speech, pytest.mark.asyncio(loop_scope="module")]
 SPEED = 4.0
