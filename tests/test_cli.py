@@ -128,3 +128,19 @@ def test_unusable_database_path(cli, tmp_path):
 def test_reserved_name(cli, tmp_path):
     proc = cli("enroll", "unknown", tmp_path / "whatever.wav")
     assert proc.returncode == 1 and "reserved" in proc.stderr
+
+
+def test_call_unreachable_server(cli, speech):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = cli("call", speech / "jfk.flac", "--server", f"http://127.0.0.1:{port}", "--ice-host", "127.0.0.1",
+               timeout=120)
+    assert proc.returncode == 1 and "cannot reach" in proc.stderr
+
+
+def test_call_bad_enroll_argument(cli, speech):
+    proc = cli("call", speech / "jfk.flac", "--server", "http://127.0.0.1:9", "--enroll", "Alice")
+    assert proc.returncode == 1 and "NAME=AUDIO" in proc.stderr

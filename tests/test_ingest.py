@@ -79,3 +79,41 @@ def test_truncated_file_raises_or_decodes_what_is_there(tmp_path, speech):
     path.write_bytes(data[:200])  # header only
     with pytest.raises(AudioDecodeError):
         load_audio(path)
+
+
+def _frame(pts: int, n: int = 960, rate: int = 48000, value: float = 0.25):
+    import av
+
+    pcm = np.full((1, n), int(value * 32767), np.int16)
+    frame = av.AudioFrame.from_ndarray(pcm, format="s16", layout="mono")
+    frame.sample_rate = rate
+    frame.pts = pts
+    from fractions import Fraction
+
+    frame.time_base = Fraction(1, rate)
+    return frame
+
+
+def test_track_ingest_fills_gaps_from_pts_and_drops_late_frames():
+    from server.ingest import TrackIngest
+
+    ingest = TrackIngest()
+    total = 0
+    for i in range(10):  # 10 × 20 ms at 48 kHz
+        total += ingest.push(_frame(i * 960)).size
+    total += ingest.push(_frame(15 * 960)).size  # frames 10-14 were lost: 100 ms gap
+    late = ingest.push(_frame(12 * 960))  # a frame from the past
+    total += ingest.resampler.flush().size
+    assert late.size == 0 and ingest.late_frames == 1
+    assert ingest.gap_s == pytest.approx(0.1)
+    # the stream clock equals media time: 16 frames' worth of 20 ms at 16 kHz
+    assert total == pytest.approx(16 * 320, abs=40)
+
+
+def test_track_ingest_caps_huge_gaps():
+    from server.ingest import TrackIngest
+
+    ingest = TrackIngest(max_gap_s=5.0)
+    ingest.push(_frame(0))
+    out = ingest.push(_frame(48000 * 3600))  # an hour later
+    assert ingest.gap_s == 5.0 and out.size <= 5 * 16000 + 400
