@@ -108,11 +108,17 @@ class _BadRequest(Exception):
         self.code = code
 
 
-async def offer(request: web.Request) -> web.Response:
-    if request.content_type != "application/json":
-        return json_error(415, "unsupported_media_type", "send the offer as application/json")
+def _check_body(request: web.Request, content_type: str, what: str) -> web.Response | None:
+    if request.content_type != content_type:
+        return json_error(415, "unsupported_media_type", f"{what} are {content_type}")
     if (request.content_length or 0) > MAX_SDP_BYTES:
         return json_error(413, "too_large", f"offers are limited to {MAX_SDP_BYTES} bytes")
+    return None
+
+
+async def offer(request: web.Request) -> web.Response:
+    if bad := _check_body(request, "application/json", "JSON offers"):
+        return bad
     try:
         body = json.loads(await request.text())
         if not isinstance(body, dict):
@@ -133,10 +139,8 @@ async def offer(request: web.Request) -> web.Response:
 
 
 async def whip(request: web.Request) -> web.Response:
-    if request.content_type != "application/sdp":
-        return json_error(415, "unsupported_media_type", "WHIP offers are application/sdp (RFC 9725)")
-    if (request.content_length or 0) > MAX_SDP_BYTES:
-        return json_error(413, "too_large", f"offers are limited to {MAX_SDP_BYTES} bytes")
+    if bad := _check_body(request, "application/sdp", "WHIP offers (RFC 9725)"):
+        return bad
     try:
         query = dict(request.query)
         if "transcribe" in query:
