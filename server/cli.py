@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
     c.add_argument("-v", "--verbose", action="count", default=0)
 
+    ls = sub.add_parser("listen", help="follow a room's transcript live (what was said so far first)")
+    ls.add_argument("room")
+    ls.add_argument("--server", required=True, help="server URL, e.g. http://127.0.0.1:8080")
+    ls.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
+    ls.add_argument("--json", action="store_true", help="print every message as a JSON line")
+    ls.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
+    ls.add_argument("-v", "--verbose", action="count", default=0)
+
     pr = sub.add_parser("profiles", help="list, rename or delete voice profiles")
     psub = pr.add_subparsers(dest="action", required=True)
     _common(psub.add_parser("list", help="list enrolled voice profiles"))
@@ -228,14 +236,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 def _cmd_call(args: argparse.Namespace) -> int:
     import asyncio
-    import json
 
     from signaling.client import call_file
 
-    from .events import Final
     from .ice import restrict_host_addresses
     from .ingest import load_audio
-    from .transcript import chat_line
 
     settings = _settings(args)
     restrict_host_addresses(settings.ice_host_addresses)
@@ -247,8 +252,21 @@ def _cmd_call(args: argparse.Namespace) -> int:
         voices.append((name, load_audio(path)))
     audio = load_audio(args.audio)
 
+    result = asyncio.run(call_file(args.server, audio, enroll=voices, ice_servers=settings.ice_servers,
+                                   speed=args.speed, language=args.language, room=args.room,
+                                   on_message=_printer(args.json)))
+    return 1 if result.errors else 0
+
+
+def _printer(as_json: bool):
+    """Print server messages: JSON lines, or chat lines (finals) with partials and notices on stderr."""
+    import json
+
+    from .events import Final
+    from .transcript import chat_line
+
     def show(message: dict) -> None:
-        if args.json:
+        if as_json:
             print(json.dumps(message, ensure_ascii=False), flush=True)
         elif message["type"] == "final" and message["text"]:
             final = Final.model_validate({k: v for k, v in message.items() if k in Final.model_fields})
@@ -256,19 +274,34 @@ def _cmd_call(args: argparse.Namespace) -> int:
         elif message["type"] == "partial":
             print(f"  … {message['text']}", file=sys.stderr, flush=True)
         elif message["type"] in ("enrollment_completed", "enrollment_failed", "error"):
-            print(f"callscribe: {message['type']}: {message.get('reason') or message.get('message') or ''}"
-                  f"{message.get('name', '')}", file=sys.stderr, flush=True)
+            detail = message.get("reason") or message.get("message") or message.get("name", "")
+            print(f"callscribe: {message['type']}: {detail}", file=sys.stderr, flush=True)
 
-    result = asyncio.run(call_file(args.server, audio, enroll=voices, ice_servers=settings.ice_servers,
-                                   speed=args.speed, language=args.language, room=args.room, on_message=show))
-    return 1 if result.errors else 0
+    return show
+
+
+def _cmd_listen(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from signaling.client import listen
+
+    from .ice import restrict_host_addresses
+
+    settings = _settings(args)
+    restrict_host_addresses(settings.ice_host_addresses)
+    try:
+        asyncio.run(listen(args.server, args.room, seconds=args.seconds, ice_servers=settings.ice_servers,
+                           on_message=_printer(args.json)))
+    except KeyboardInterrupt:
+        pass
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose)
     handlers = {"transcribe": _cmd_transcribe, "enroll": _cmd_enroll, "profiles": _cmd_profiles,
-                "serve": _cmd_serve, "call": _cmd_call}
+                "serve": _cmd_serve, "call": _cmd_call, "listen": _cmd_listen}
     try:
         return handlers[args.command](args)
     except CallscribeError as exc:

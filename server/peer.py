@@ -44,11 +44,13 @@ class CallPeer:
         room: the room the call belongs to.
         on_closed: called once when the call has been torn down.
         settings: limits of this call (idle timeout, ICE, message size); default: the runtime's.
+        listen_only: a room viewer (data channel only, no microphone): it first receives the room's backlog,
+            then its live events; it has no speech processor and no idle timeout.
     """
 
     def __init__(self, runtime: SpeechRuntime, options: protocol.SessionOptions, room: Room,
                  on_closed: Callable[[CallPeer], None], metrics: Metrics | None = None,
-                 settings: Settings | None = None) -> None:
+                 settings: Settings | None = None, listen_only: bool = False) -> None:
         settings = settings or runtime.settings
         self.id = secrets.token_urlsafe(9)
         self.options = options
@@ -60,12 +62,15 @@ class CallPeer:
         self.pc: RTCPeerConnection | None = RTCPeerConnection(rtc_configuration(settings.ice_servers))
         self.channel = None
         self.ingest = TrackIngest()
-        self.processor: StreamProcessor | None = StreamProcessor(
-            runtime, self._from_worker, language=options.language,
-            on_latency=metrics.decode_latency.observe if metrics else None,
-        )
-        if not options.transcribe:
-            self.processor.pause()  # its "transcription: false" event goes nowhere: no channel yet
+        self.listen_only = listen_only
+        self.processor: StreamProcessor | None = None
+        if not listen_only:
+            self.processor = StreamProcessor(
+                runtime, self._from_worker, language=options.language,
+                on_latency=metrics.decode_latency.observe if metrics else None,
+            )
+            if not options.transcribe:
+                self.processor.pause()  # its "transcription: false" event goes nowhere: no channel yet
         self._tasks: set[asyncio.Task] = set()
         self.closed = asyncio.Event()
         self._closing = False
@@ -73,7 +78,8 @@ class CallPeer:
         self.pc.on("track", self._on_track)
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
-        room.subscribe(self.id, self._send, replay=False)
+        if not listen_only:
+            room.subscribe(self.id, self._send, replay=False)
 
     # -- signaling -----------------------------------------------------------------------------
     async def answer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
@@ -88,7 +94,8 @@ class CallPeer:
             raise ValueError("the offer has neither an audio track nor a data channel")
         answer = await self.pc.createAnswer()
         await self.pc.setLocalDescription(answer)
-        self._spawn(self._watch_idle())
+        if not self.listen_only:
+            self._spawn(self._watch_idle())
         return self.pc.localDescription
 
     @staticmethod
@@ -133,13 +140,13 @@ class CallPeer:
 
     def _send_ready(self) -> None:
         transcribing = self.processor is not None and not self.processor.paused
-        self._send(protocol.Ready(peer_id=self.id, room=self.room.name, transcribing=transcribing).model_dump())
+        self._send(protocol.Ready(peer_id=self.id, room=self.room.name, transcribing=transcribing,
+                                  listen_only=self.listen_only).model_dump())
+        if self.listen_only:
+            self.room.subscribe(self.id, self._send, replay=True)
 
     def _on_message(self, raw) -> None:
         self.last_activity = self._loop.time()
-        proc = self.processor
-        if proc is None:
-            return
         try:
             msg = protocol.parse_client_message(raw, self.settings.max_message_bytes)
         except protocol.ProtocolError as exc:
@@ -147,7 +154,13 @@ class CallPeer:
                 self.metrics.protocol_errors.labels(exc.code).inc()
             self._send(events.Error(code=exc.code, message=str(exc)).model_dump(mode="json"))
             return
-        if isinstance(msg, protocol.Session):
+        proc = self.processor
+        if isinstance(msg, protocol.Ping):
+            self._send(protocol.Pong(id=msg.id).model_dump())
+        elif proc is None:
+            self._send(events.Error(code="listen_only", message=f"{msg.type} needs a microphone; this is a "
+                                    "listen-only connection").model_dump(mode="json"))
+        elif isinstance(msg, protocol.Session):
             proc.language = msg.language
             if msg.name is not None:
                 self.options = self.options.model_copy(update={"name": msg.name})
@@ -159,8 +172,6 @@ class CallPeer:
             proc.resume()
         elif isinstance(msg, protocol.TranscribeStop):
             proc.pause()
-        elif isinstance(msg, protocol.Ping):
-            self._send(protocol.Pong(id=msg.id).model_dump())
 
     def _send(self, message: dict) -> None:
         channel = self.channel

@@ -79,6 +79,7 @@ class Ready(_Message):
     peer_id: str
     room: str
     transcribing: bool
+    listen_only: bool = False
 
 
 class Pong(_Message):

@@ -24,8 +24,8 @@ class Room:
     max_backlog: int = 10_000
 
     def publish(self, event: Event, peer_id: str, speaker_name: str | None = None) -> None:
-        """Send ``event`` (from call ``peer_id``) to every subscriber; finals also go to the backlog."""
-        if isinstance(event, Final):
+        """Send ``event`` (from call ``peer_id``) to every subscriber; finals with words go to the backlog."""
+        if isinstance(event, Final) and event.text.strip():
             self.backlog.append(event)
             del self.backlog[: -self.max_backlog]
         message = {**event.model_dump(mode="json"), "peer_id": peer_id}

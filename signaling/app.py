@@ -10,6 +10,7 @@ Routes:
                           ``201 Created``, the SDP answer as body, ``Location: /whip/{id}``
 ``DELETE /whip/{id}``     end a WHIP session
 ``GET /api/ice-servers``  ``{"iceServers": [...]}`` for the page's ``RTCPeerConnection``
+``/api/profiles``         voice profiles: list, enroll from an upload, rename, delete (:mod:`profiles_api`)
 ``GET /healthz``          process alive · ``GET /readyz`` models loaded · ``GET /metrics`` Prometheus text
 ``GET /``                 the pages in ``static/``
 ========================  ==================================================================================
@@ -35,6 +36,7 @@ from server.peer import CallPeer
 from server.rooms import Rooms
 from server.runtime import SpeechRuntime
 from server.settings import Settings
+from signaling import profiles_api
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +65,20 @@ async def errors_as_json(request: web.Request, handler):
         return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
 
 
-def _admission(app: web.Application) -> web.Response | None:
+VIEWERS_PER_CALL = 16
+
+
+def _admission(app: web.Application, listen_only: bool) -> web.Response | None:
+    """None to admit, else the 503 answer. Callers count against ``max_peers``; room viewers (no audio, no
+    model work) only against ``VIEWERS_PER_CALL × max_peers``."""
     runtime, peers, settings = app[RUNTIME], app[PEERS], app[SETTINGS]
+    callers = sum(not p.listen_only for p in peers.values())
     reason = None
-    if len(peers) >= settings.max_peers:
-        reason = f"{len(peers)} calls in progress (the limit is {settings.max_peers})"
+    if listen_only:
+        if len(peers) - callers >= VIEWERS_PER_CALL * settings.max_peers:
+            reason = f"{len(peers) - callers} viewers connected"
+    elif callers >= settings.max_peers:
+        reason = f"{callers} calls in progress (the limit is {settings.max_peers})"
     elif runtime.pool.busy:
         reason = f"{runtime.pool.depth} decodes are waiting"
     if reason is None:
@@ -90,7 +101,9 @@ async def _start_call(app: web.Application, sdp: str, sdp_type: str,
         if peers.pop(peer.id, None) is not None:
             app[METRICS].peers.dec()
 
-    peer = CallPeer(app[RUNTIME], options, app[ROOMS].get(options.room), on_closed, app[METRICS], app[SETTINGS])
+    listen_only = "m=audio" not in sdp  # a room viewer: data channel only
+    peer = CallPeer(app[RUNTIME], options, app[ROOMS].get(options.room), on_closed, app[METRICS], app[SETTINGS],
+                    listen_only=listen_only)
     peers[peer.id] = peer
     app[METRICS].peers.inc()
     app[METRICS].peers_total.inc()
@@ -129,7 +142,7 @@ async def offer(request: web.Request) -> web.Response:
         options = protocol.SessionOptions(**body)
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
         return json_error(400, "bad_request", f'expected {{"sdp": str, "type": "offer", options…}}: {exc}')
-    if busy := _admission(request.app):
+    if busy := _admission(request.app, listen_only="m=audio" not in sdp):
         return busy
     try:
         peer, answer = await _start_call(request.app, sdp, sdp_type, options)
@@ -148,10 +161,11 @@ async def whip(request: web.Request) -> web.Response:
         options = protocol.SessionOptions(**query)
     except ValidationError as exc:
         return json_error(400, "bad_request", f"bad query options: {exc.errors()[0]['msg']}")
-    if busy := _admission(request.app):
+    sdp = await request.text()
+    if busy := _admission(request.app, listen_only="m=audio" not in sdp):
         return busy
     try:
-        peer, answer = await _start_call(request.app, await request.text(), "offer", options)
+        peer, answer = await _start_call(request.app, sdp, "offer", options)
     except _BadRequest as exc:
         return json_error(400, exc.code, str(exc))
     return web.Response(status=201, text=answer.sdp, content_type="application/sdp",
@@ -212,6 +226,7 @@ def create_app(runtime: SpeechRuntime, settings: Settings | None = None) -> web.
     app.router.add_post("/whip", whip)
     app.router.add_delete("/whip/{peer_id}", end_call)
     app.router.add_get("/api/ice-servers", ice_servers)
+    profiles_api.add_routes(app, RUNTIME)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)

