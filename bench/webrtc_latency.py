@@ -660,7 +660,6 @@ async def run_callers(runtime, settings: Settings, convs: list[Conversation], st
     await server.close()
 
     # ---- per-utterance rows
-    proc_of_peer: dict[str, int] = {}
     utts: list[UttRow] = []
     with probe.lock:
         decisions, calls = dict(probe.decisions), dict(probe.final_calls)
@@ -692,6 +691,28 @@ async def run_callers(runtime, settings: Settings, convs: list[Conversation], st
                                decisions.get((pid, uid)), calls.get((pid, uid)), partials.get(uid, 0)))
     return RunResult(n, recs, utts, metrics, wall, cpu, main_cpu, busy1 - busy0, total1 - total0, lag.samples,
                      pstats, list(logs.records), peers_left)
+
+
+def merge(rs: list[RunResult]) -> RunResult:
+    """Pool several runs with the same caller count (callers, utterances, metrics, CPU, lag...)."""
+    if len(rs) == 1:
+        return rs[0]
+    metrics: dict = {"buckets": []}
+    le: dict[float, float] = {}
+    for r in rs:
+        for k, v in r.metrics.items():
+            if k == "buckets":
+                for b, c in v:
+                    le[b] = le.get(b, 0) + c
+            else:
+                metrics[k] = metrics.get(k, 0) + v
+    metrics["buckets"] = sorted(le.items())
+    probe = {k: (sum(r.probe[k] for r in rs) if k != "costs" else [c for r in rs for c in r.probe[k]])
+             for k in rs[0].probe}
+    return RunResult(rs[0].n, [c for r in rs for c in r.callers], [u for r in rs for u in r.utts], metrics,
+                     sum(r.wall for r in rs), sum(r.cpu for r in rs), sum(r.main_cpu for r in rs),
+                     sum(r.busy for r in rs), sum(r.total for r in rs), [x for r in rs for x in r.loop_lag], probe,
+                     [x for r in rs for x in r.log_records], sum(r.peers_left for r in rs))
 
 
 PROC_IDS: dict[str, int] = {}  # peer id -> id(its StreamProcessor), filled by the CallPeer hook below
@@ -776,7 +797,7 @@ def quality(run: RunResult) -> dict:
 # main
 # =====================================================================================================
 async def amain(args) -> int:
-    busy_start, total_start = proc_stat_busy()
+    busy_start, _ = proc_stat_busy()
     cpu_start = own_cpu_s()
     load_start = loadavg()
 
@@ -868,18 +889,25 @@ async def amain(args) -> int:
     print("  enrolled through CallSession.enroll (enroll_start → audio → enroll_stop) into the temp DB; the "
           "calls below use these profiles")
 
-    # ---- the runs
-    results: list[RunResult] = []
-    for n in counts:
+    # ---- the runs: rounds alternate the order (1,2,4 then 4,2,1) so that drifting machine load evens out
+    order = []
+    for k in range(args.rounds):
+        order += [(k, n) for n in (counts if k % 2 == 0 else counts[::-1])]
+    runs: dict[int, list[RunResult]] = {}
+    for k, n in order:
         convs = [conversation_for(i, harvard, libri) for i in range(n)]
-        section(f"run: {n} simultaneous caller{'s' if n > 1 else ''}")
+        section(f"run: {n} simultaneous caller{'s' if n > 1 else ''} (round {k + 1}/{args.rounds})")
         for i, c in enumerate(convs):
             print(f"  caller {i}: starts +{i * args.stagger:.2f} s after all are ready; {c.dur:.1f} s: {c.description}")
         r = await run_callers(runtime, settings, convs, args.stagger, probe, logs)
-        results.append(r)
+        runs.setdefault(n, []).append(r)
         q = quality(r)
         print(f"  done in {r.wall:.1f} s; finals {q['finals']}; errors {len(q['errors']) + len(q['exceptions'])}; "
               f"load avg {loadavg()}")
+
+    results = [merge(runs[n]) for n in counts]
+    if args.rounds > 1:
+        print(f"\n  (tables below pool the {args.rounds} rounds of each caller count)")
 
     # =================================================================================== report
     section("1. End of speech -> final (seconds; p50 / p95 / max over utterances ended by silence)")
@@ -903,12 +931,12 @@ async def amain(args) -> int:
            "server /metrics decode_latency n: mean / ~p50 / ~p95"], rows)
     print()
     table(["callers", "queue wait", "model call (turns+embed+ASR)", "call end -> client receipt",
-           "track: actual - scheduled send", "Final.server_time -> receipt"], rows2)
+           "eos: frame sent - (t0 + end)", "Final.server_time -> receipt"], rows2)
     print("  eos = wall time at which the client track handed the frame holding the final's `end` sample to the "
-          "encoder;\n  endpoint decision / queue / model call are timed in-process on the server's processor and "
-          "runtime; /metrics\n  quantiles are interpolated inside the histogram buckets (0.1 0.25 0.5 0.75 1 1.5 2 3 5 10 s).")
+          "encoder\n  (the frame holding it is released at its first sample's time, so up to 20 ms before t0 + end);"
+          "\n  endpoint decision / queue / model call are timed in-process on the server's processor and runtime; /metrics\n  quantiles are interpolated inside the histogram buckets (0.1 0.25 0.5 0.75 1 1.5 2 3 5 10 s).")
 
-    section("2. Connection setup and first partial (seconds; p50 / max over callers)")
+    section("2. Connection setup and first partial (p50 / max over callers)")
     rows = []
     for r in results:
         ok = [c for c in r.callers if c.t_post is not None]
@@ -921,21 +949,21 @@ async def amain(args) -> int:
                 return None
             return c.track.wall_of_sample(c.buf_pts + int(c.conv.placed[0].start * SR))
 
-        def pm(vals) -> str:
-            v = [x for x in vals if x is not None]
-            return f"{pct(v, 50):.2f} / {max(v):.2f}" if v else "-"
+        def pm(vals, scale: float = 1.0, nd: int = 2) -> str:
+            v = [x * scale for x in vals if x is not None and not np.isnan(x)]
+            return f"{pct(v, 50):.{nd}f} / {max(v):.{nd}f}" if v else "-"
 
         rows.append([
             r.n,
-            pm([c.t_post - c.t_connect for c in ok]),
-            pm([c.t_answer - c.t_post for c in ok if c.t_answer]),
-            pm([c.t_ready - c.t_post for c in ok if c.t_ready]),
+            pm([c.t_post - c.t_connect for c in ok], 1000, 0),
+            pm([c.t_answer - c.t_post for c in ok if c.t_answer], 1000, 0),
+            pm([c.t_ready - c.t_post for c in ok if c.t_ready], 1000, 0),
             pm([(first(c, "speech_started") or np.nan) - c.t_post for c in ok]),
             pm([(first(c, "partial") or np.nan) - c.t_post for c in ok]),
             pm([(first(c, "partial") or np.nan) - (speech_sent(c) or np.nan) for c in ok]),
         ])
-    table(["callers", "createOffer+ICE", "POST -> answer", "offer -> ready", "offer -> speech_started",
-           "offer -> 1st partial", "speech sent -> 1st partial"], rows)
+    table(["callers", "createOffer+ICE ms", "POST -> answer ms", "offer -> ready ms", "offer -> speech_started s",
+           "offer -> 1st partial s", "speech sent -> 1st partial s"], rows)
     print("  offer = the HTTP POST of the SDP offer; 'offer -> 1st partial' includes the caller's stagger, the "
           "transcribe_start\n  round trip, 0.5 s of lead silence and ~1 s of speech (partial_interval_s) before a partial "
           "is due")
@@ -1001,7 +1029,7 @@ async def amain(args) -> int:
 
     section("4. Summary")
     cpu_used = own_cpu_s() - cpu_start
-    busy_end, total_end = proc_stat_busy()
+    busy_end, _ = proc_stat_busy()
     print(f"  peak RSS (ru_maxrss) {peak_rss_mb():.0f} MB; RSS now {rss_now_mb():.0f} MB; benchmark wall "
           f"{time.perf_counter() - T_START:.0f} s; this process {cpu_used:.0f} CPU-s; other processes ~"
           f"{max(0.0, busy_end - busy_start - cpu_used):.0f} CPU-s")
@@ -1017,6 +1045,8 @@ async def amain(args) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--callers", default="1,2,4", help="simultaneous caller counts, one run each (default 1,2,4)")
+    ap.add_argument("--rounds", type=int, default=2,
+                    help="repeat the set of runs (order alternates 1,2,4 / 4,2,1); tables pool the rounds (default 2)")
     ap.add_argument("--stagger", type=float, default=0.4,
                     help="caller k starts sending its conversation k × this many seconds after all are ready")
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "speech",

