@@ -923,8 +923,13 @@ async def amain(args) -> int:
         m = r.metrics
         cnt = m.get("callscribe_decode_latency_seconds_count", 0)
         mean = m.get("callscribe_decode_latency_seconds_sum", 0) / cnt if cnt else float("nan")
-        rows.append([r.n, len(sil), p3(e2f), p3(e2d), p3(d2f),
-                     f"{int(cnt)}: {f(mean)} / ~{f(hist_quantile(m['buckets'], .5))} / ~{f(hist_quantile(m['buckets'], .95))}"])
+        top = max((b for b, _ in m["buckets"] if b != float("inf")), default=float("nan"))
+
+        def hq(q: float, top=top, m=m) -> str:  # above the last finite bucket the histogram only says "more"
+            v = hist_quantile(m["buckets"], q)
+            return f">{top:g}" if v >= top else f"~{f(v)}"
+
+        rows.append([r.n, len(sil), p3(e2f), p3(e2d), p3(d2f), f"{int(cnt)}: {f(mean)} / {hq(.5)} / {hq(.95)}"])
         rows2.append([r.n, p3(qw), p3(dec), p3(dlv, 3), p3([u.eos - u.eos_sched for u in sil], 3),
                       p3([u.recv_time - u.finals[-1]["server_time"] for u in sil], 3)])
     table(["callers", "utts", "eos -> final", "eos -> endpoint decision", "decision -> final (client)",
@@ -934,7 +939,8 @@ async def amain(args) -> int:
            "eos: frame sent - (t0 + end)", "Final.server_time -> receipt"], rows2)
     print("  eos = wall time at which the client track handed the frame holding the final's `end` sample to the "
           "encoder\n  (the frame holding it is released at its first sample's time, so up to 20 ms before t0 + end);"
-          "\n  endpoint decision / queue / model call are timed in-process on the server's processor and runtime; /metrics\n  quantiles are interpolated inside the histogram buckets (0.1 0.25 0.5 0.75 1 1.5 2 3 5 10 s).")
+          "\n  endpoint decision / queue / model call are timed in-process on the server's processor and runtime;"
+          "\n  /metrics quantiles are interpolated inside the histogram buckets (0.1 0.25 0.5 0.75 1 1.5 2 3 5 10 s).")
 
     section("2. Connection setup and first partial (p50 / max over callers)")
     rows = []
@@ -977,7 +983,7 @@ async def amain(args) -> int:
                      int(r.metrics.get("callscribe_partials_total", 0)), sum(per_utt),
                      f"{np.mean(per_utt):.1f}" if per_utt else "-",
                      sum(1 for u in long_utts if u.n_partials == 0), p3(ps["costs"])])
-    table(["callers", "partials due", "skipped (one in flight)", "refused (pool busy)", "decoded",
+    table(["callers", "partials due", "skipped (one in flight)", "refused (pool busy)", "accepted",
            "delivered (/metrics)", "received", "per utt", "utts >= 2 s without any", "partial decode s"], rows)
 
     section("3. Quality, errors and resources per run")

@@ -65,7 +65,10 @@ class Settings(BaseSettings):
     no_speech_threshold: float = 0.6
     log_prob_threshold: float = -1.0
     compression_ratio_threshold: float = 2.4
-    max_queue: int = Field(32, ge=1, description="decode jobs waiting at most; beyond it work is refused (busy)")
+    max_queue: int = Field(
+        4, ge=1, description="decode jobs waiting for a worker before new calls are refused (busy) and file mode "
+        "waits; waiting jobs mean the decoder is behind real time"
+    )
 
     # --- speakers ------------------------------------------------------------------------------
     database: Path = Field(default_factory=lambda: _data_home() / "profiles.sqlite3")
@@ -86,7 +89,11 @@ class Settings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535)
     cert: Path | None = Field(None, description="TLS certificate (PEM); browsers need https except on localhost")
     key: Path | None = Field(None, description="TLS private key (PEM)")
-    max_peers: int = Field(4, ge=1, description="concurrent calls; more are refused with 503 server_busy")
+    max_peers: int = Field(
+        2, ge=1, description="concurrent calls; more are refused with 503 server_busy. On 2 CPU cores (Whisper base "
+        "int8) 4 real-time callers overloaded the decoder (end of speech -> final p50 14.6 s; 1 caller 2.0 s, "
+        "2 callers 3.1 s: bench/webrtc_latency.py); raise it with more cores or a GPU"
+    )
     idle_timeout_s: float = Field(60.0, gt=0, description="close a call with neither speech nor messages this long")
     ice_servers: list[dict] = Field(
         default_factory=list, description='RTCIceServer dicts, e.g. [{"urls": "turn:host:3478", "username": …}]; '

@@ -13,6 +13,7 @@ Routes:
 ``/api/profiles``         voice profiles: list, enroll from an upload, rename, delete (:mod:`profiles_api`)
 ``GET /healthz``          process alive · ``GET /readyz`` models loaded · ``GET /metrics`` Prometheus text
 ``GET /``                 the pages in ``static/``
+``GET /room/{name}``      the live room view (``static/room.html``)
 ========================  ==================================================================================
 
 Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx/5xx status; a full server answers
@@ -206,6 +207,13 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.Response(text="callscribe is running. POST an SDP offer to /api/offer or /whip.\n")
 
 
+async def room_page(request: web.Request) -> web.StreamResponse:
+    page = STATIC_DIR / "room.html"
+    if page.is_file():
+        return web.FileResponse(page)
+    return json_error(404, "not_found", "no room page is installed")
+
+
 async def _close_all_peers(app: web.Application) -> None:
     await asyncio.gather(*(p.close("server shutdown") for p in list(app[PEERS].values())), return_exceptions=True)
 
@@ -231,6 +239,7 @@ def create_app(runtime: SpeechRuntime, settings: Settings | None = None) -> web.
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/", index)
+    app.router.add_get("/room/{name}", room_page)
     if STATIC_DIR.is_dir():
         app.router.add_static("/static/", STATIC_DIR)
     app.on_shutdown.append(_close_all_peers)

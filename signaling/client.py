@@ -10,7 +10,6 @@ data-channel subscriber.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import json
 import time
@@ -125,6 +124,7 @@ class CallSession:
         self.on_message = on_message
         self._waiters: list[tuple[Callable[[dict], bool], asyncio.Future]] = []
         self.channel = None
+        self.transcribing = False
 
     async def __aenter__(self) -> CallSession:
         try:
@@ -168,6 +168,10 @@ class CallSession:
     def _on_message(self, raw) -> None:
         message = json.loads(raw)
         self.result.messages.append(message)
+        if message.get("type") == "ready":
+            self.transcribing = message["transcribing"]
+        elif message.get("type") == "transcription":
+            self.transcribing = message["active"]
         if self.on_message is not None:
             self.on_message(message)
         for predicate, fut in list(self._waiters):
@@ -199,11 +203,11 @@ class CallSession:
     async def transcribe(self, audio: np.ndarray, timeout: float = 120.0) -> list[dict]:
         """Send ``audio`` with transcription on; returns the finals that came for it."""
         before = len(self.result.finals)
-        started = self.expect(lambda m: m.get("type") == "transcription" and m["active"])
-        self.send({"type": "transcribe_start"})
+        if not self.transcribing:
+            started = self.expect(lambda m: m.get("type") == "transcription" and m["active"])
+            self.send({"type": "transcribe_start"})
+            await asyncio.wait_for(started, timeout)
         stopped = self.expect(lambda m: m.get("type") == "transcription" and not m["active"])
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(started), 2.0)  # already active: no event comes
         await self.track.play(np.concatenate([audio, np.zeros(SAMPLE_RATE, np.float32)]))
         self.send({"type": "transcribe_stop"})
         await asyncio.wait_for(stopped, timeout)

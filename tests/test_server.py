@@ -169,7 +169,8 @@ async def test_more_callers_than_allowed_get_server_busy(runtime):
             with pytest.raises(CallError, match="503 server_busy"):
                 async with CallSession(url, speed=SPEED):
                     pass
-            async with aiohttp.ClientSession() as http, http.post(f"{url}/whip", data="v=0\r\n",
+            caller_offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\n"  # a caller (viewers are not limited)
+            async with aiohttp.ClientSession() as http, http.post(f"{url}/whip", data=caller_offer,
                                                                    headers={"Content-Type": "application/sdp"}) as r:
                 assert r.status == 503 and r.headers["Retry-After"]
                 assert (await r.json())["error"]["code"] == "server_busy"
@@ -305,6 +306,11 @@ async def test_profiles_rest_api(runtime, voices, tmp_path):
     short = write_wav(tmp_path / "short.wav", enroll["Alice"][: 2 * 16000])
     try:
         async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/api/profiles") as r:  # start from no profiles (earlier tests enroll)
+                for p in (await r.json())["profiles"]:
+                    async with http.delete(f"{url}/api/profiles/{p['name']}") as d:
+                        assert d.status == 204
+
             def form(name, path, filename="voice.wav"):
                 data = aiohttp.FormData()
                 data.add_field("name", name)
