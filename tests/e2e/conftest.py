@@ -177,3 +177,32 @@ def launch(playwright_instance, chromium_wrapper, tmp_path):
     yield _launch
     for b in browsers:
         b.close()
+
+
+@pytest.fixture
+def busy_server(netns, server_env):
+    """A second ``callscribe serve`` (port 8766) that admits a single call (``--max-peers 1``)."""
+    srv = ServerProcess(netns, 8766, server_env, "--max-peers", "1")
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        if srv.proc.poll() is None:
+            srv.stop()
+
+
+def _viewer_context(browser, **kwargs):
+    """A browser context for a room view (a page that never asks for the microphone).
+
+    Chromium gathers ICE candidates on every interface only for pages with microphone/camera permission;
+    other pages get candidates on the default route alone. The sealed namespace has no default route, so a
+    listen-only page would gather nothing and never connect. Granting the permission (never used: the room
+    page does not call getUserMedia) lets it use loopback like the call page. Real networks have a route.
+    """
+    return browser.new_context(permissions=["microphone"], **kwargs)
+
+
+@pytest.fixture
+def viewer_context():
+    """``viewer_context(browser, **context_kwargs)`` → a context for the listen-only room page."""
+    return _viewer_context

@@ -1,0 +1,450 @@
+// The call page: microphone → WebRTC → server; transcript, voice enrollment, profiles, export.
+
+import { ChatView } from "./chat.js";
+import { wireExport } from "./export.js";
+import { api, apiJSON, badgeState, iceServers, negotiate, SERVER } from "./net.js";
+import { $, el, hideBanner, setBadge, showBanner, showError } from "./ui.js";
+
+const AUDIO = { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 };
+
+const state = {
+  pc: null, dc: null, stream: null, peerId: null, room: null,
+  transcribing: false, enrolling: null, audio: null, meterRaf: 0, micStartedAt: null, level: 0,
+};
+// For tests and the curious: the live objects of this page.
+window.callscribe = state;
+
+const chat = new ChatView($("#chat"), { empty: $("#chat-empty"), jump: $("#jump"),
+  onChange: () => { updateExport(); updateCount(); } });
+state.chat = chat;
+const updateExport = wireExport($("#export"), chat, () => ({ room: state.room, peer_id: state.peerId }));
+
+function updateCount() {
+  const n = chat.finals().length;
+  $("#count").textContent = n ? `${n} message${n === 1 ? "" : "s"}` : "";
+}
+
+// -- call ------------------------------------------------------------------------------------
+async function getMic(deviceId) {
+  if (!window.isSecureContext || !navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    const err = new Error("insecure context");
+    err.name = "InsecureContext";
+    throw err;
+  }
+  const audio = deviceId ? { ...AUDIO, deviceId: { exact: deviceId } } : AUDIO;
+  const stream = await navigator.mediaDevices.getUserMedia({ audio, video: false });
+  state.micStartedAt = performance.now();
+  return stream;
+}
+
+async function fillDevices(current) {
+  const select = $("#mic");
+  try {
+    const inputs = (await navigator.mediaDevices.enumerateDevices()).filter((d) => d.kind === "audioinput");
+    if (!inputs.length) return;
+    select.replaceChildren(...inputs.map((d, i) =>
+      el("option", { value: d.deviceId }, d.label || `Microphone ${i + 1}`)));
+    if (current) select.value = current;
+  } catch (err) {
+    console.warn("enumerateDevices failed", err);
+  }
+}
+
+function startMeter(stream) {
+  stopMeter();
+  const AudioCtx = window.AudioContext || window.webkitAudioContext;
+  if (!AudioCtx) return;
+  const ctx = state.audio || new AudioCtx();
+  state.audio = ctx;
+  if (ctx.state === "suspended") ctx.resume().catch(() => {});
+  const source = ctx.createMediaStreamSource(stream);
+  const analyser = ctx.createAnalyser();
+  analyser.fftSize = 1024;
+  source.connect(analyser);
+  const buf = new Float32Array(analyser.fftSize);
+  const fill = $("#meter-fill");
+  const meter = $("#meter");
+  let shown = 0;
+  const tick = () => {
+    analyser.getFloatTimeDomainData(buf);
+    let sum = 0;
+    for (const v of buf) sum += v * v;
+    const rms = Math.sqrt(sum / buf.length);
+    const db = 20 * Math.log10(rms + 1e-8);
+    const level = Math.max(0, Math.min(100, ((db + 60) / 60) * 100));
+    shown = level > shown ? level : shown * 0.85 + level * 0.15; // fast attack, slow release
+    state.level = level;
+    fill.style.width = `${shown.toFixed(1)}%`;
+    meter.setAttribute("aria-valuenow", String(Math.round(shown)));
+    state.meterRaf = requestAnimationFrame(tick);
+  };
+  state.meterSource = source;
+  tick();
+}
+
+function stopMeter() {
+  cancelAnimationFrame(state.meterRaf);
+  if (state.meterSource) state.meterSource.disconnect();
+  state.meterSource = null;
+  $("#meter-fill").style.width = "0%";
+}
+
+function setCallUi(active) {
+  $("#start").hidden = active;
+  $("#hangup").hidden = !active;
+  $("#room").disabled = active;
+  $("#transcribe").disabled = !active;
+  $("#enroll-record").disabled = !active;
+}
+
+function setTranscribing(active) {
+  state.transcribing = active;
+  const button = $("#transcribe");
+  button.textContent = active ? "Stop transcription" : "Start transcription";
+  button.setAttribute("aria-pressed", String(active));
+  button.classList.toggle("btn-primary", !active && Boolean(state.dc));
+}
+
+function send(message) {
+  if (state.dc && state.dc.readyState === "open") {
+    state.dc.send(JSON.stringify(message));
+    return true;
+  }
+  return false;
+}
+
+async function startCall() {
+  hideBanner();
+  const room = $("#room").value.trim();
+  if (room && !/^[\w.-]{1,64}$/.test(room)) {
+    showBanner("Check the room name", "A room name uses letters, digits, '.', '-' and '_' (at most 64).");
+    return;
+  }
+  $("#start").disabled = true;
+  setBadge("connecting");
+  let pc = null;
+  try {
+    const stream = await getMic($("#mic").value);
+    state.stream = stream;
+    fillDevices(stream.getAudioTracks()[0]?.getSettings().deviceId);
+    startMeter(stream);
+    pc = new RTCPeerConnection({ iceServers: await iceServers() });
+    state.pc = pc;
+    stream.getAudioTracks().forEach((track) => pc.addTrack(track, stream));
+    const dc = pc.createDataChannel("events");
+    state.dc = dc;
+    dc.onmessage = (e) => onEvent(JSON.parse(e.data));
+    dc.onclose = () => { if (state.dc === dc) onEnded(); };
+    pc.onconnectionstatechange = () => {
+      if (state.pc !== pc) return;
+      const badge = badgeState(pc.connectionState);
+      setBadge(badge);
+      if (pc.connectionState === "failed") {
+        showBanner("The call was disconnected", "The connection to the server was lost. Press Start call to "
+          + "connect again.");
+        endCall(false);
+      }
+    };
+    const lang = $("#language").value || null;
+    const name = $("#caller").value.trim();
+    const answer = await negotiate(pc, { room: room || undefined, name: name || undefined, language: lang,
+      transcribe: false });
+    state.peerId = answer.peer_id;
+    showRoom(answer.room);
+    setCallUi(true);
+  } catch (err) {
+    state.lastError = err.name;
+    showError(err);
+    await endCall(false);
+    setBadge("idle");
+  } finally {
+    $("#start").disabled = false;
+  }
+}
+
+function showRoom(room) {
+  state.room = room;
+  $("#room").value = room;
+  $("#room-name").textContent = room;
+  const link = $("#room-link");
+  link.href = `${SERVER}/room/${encodeURIComponent(room)}`;
+  $("#room-info").hidden = false;
+}
+
+function onEnded() {
+  if (!state.pc) return;
+  endCall(false);
+}
+
+async function endCall(tellServer = true) {
+  const { pc, peerId, stream } = state;
+  if (state.enrolling) finishEnrollUi("failed", `Enrollment of “${state.enrolling}” was interrupted.`);
+  state.pc = null;
+  state.dc = null;
+  stopMeter();
+  if (stream) stream.getTracks().forEach((t) => t.stop());
+  state.stream = null;
+  if (pc) {
+    pc.close();
+    setBadge("ended");
+  }
+  if (tellServer && peerId) api(`/api/peers/${peerId}`, { method: "DELETE" }).catch(() => {});
+  state.peerId = null;
+  setCallUi(false);
+  setTranscribing(false);
+}
+
+function onEvent(msg) {
+  switch (msg.type) {
+    case "ready":
+      state.peerId = msg.peer_id;
+      showRoom(msg.room);
+      setTranscribing(Boolean(msg.transcribing));
+      if (!msg.transcribing && $("#autostart").checked && !state.enrolling) send({ type: "transcribe_start" });
+      break;
+    case "transcription":
+      setTranscribing(msg.active);
+      break;
+    case "speech_started": case "partial": case "final":
+      chat.handle(msg);
+      break;
+    case "enrollment_started":
+      break;
+    case "enrollment_completed":
+      finishEnrollUi("done", `${msg.name} enrolled — ${Number(msg.speech_s).toFixed(1)} s of speech.`);
+      loadProfiles();
+      break;
+    case "enrollment_failed":
+      finishEnrollUi("failed", `Could not enroll ${msg.name}: ${msg.reason}.`);
+      break;
+    case "error":
+      if (msg.code === "idle_timeout") {
+        showBanner("The call ended", `Nothing was said for a while (${msg.message}), so the server closed the call.`,
+          "info");
+      } else {
+        showBanner("The server reported a problem", `${msg.message} (${msg.code})`);
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+function toggleTranscription(on = !state.transcribing) {
+  send({ type: on ? "transcribe_start" : "transcribe_stop" });
+}
+
+async function changeMic() {
+  if (!state.pc) return;
+  const deviceId = $("#mic").value;
+  try {
+    const stream = await getMic(deviceId);
+    const track = stream.getAudioTracks()[0];
+    const sender = state.pc.getSenders().find((s) => s.track && s.track.kind === "audio");
+    if (sender) await sender.replaceTrack(track);
+    state.stream.getTracks().forEach((t) => t.stop());
+    state.stream = stream;
+    startMeter(stream);
+  } catch (err) {
+    showError(err);
+  }
+}
+
+// -- enrollment ------------------------------------------------------------------------------
+let enrollTimer = 0;
+
+function enrollStatus(kind, text) {
+  const status = $("#enroll-status");
+  status.dataset.state = kind;
+  status.textContent = text;
+  status.hidden = false;
+}
+
+function enrollName() {
+  const name = $("#enroll-name").value.trim();
+  if (!name) {
+    showBanner("Who is speaking?", "Type the speaker's name first.", "info");
+    $("#enroll-name").focus();
+    return null;
+  }
+  if (name.toLowerCase() === "unknown") {
+    showBanner("Pick another name", "“unknown” is reserved for voices that match no profile.", "info");
+    return null;
+  }
+  return name;
+}
+
+function recordVoice() {
+  if (state.enrolling) { // the button reads "Finish now"
+    stopRecording();
+    return;
+  }
+  const name = enrollName();
+  if (!name || !send({ type: "enroll_start", name })) return;
+  const seconds = Number($("#enroll-secs").value);
+  state.enrolling = name;
+  const began = performance.now();
+  const button = $("#enroll-record");
+  button.querySelector("span:last-child").textContent = "Finish now";
+  $("#enroll-progress").hidden = false;
+  $("#enroll-name").disabled = true;
+  const tick = () => {
+    const elapsed = (performance.now() - began) / 1000;
+    const left = Math.max(0, seconds - elapsed);
+    $("#enroll-bar").style.width = `${Math.min(100, (elapsed / seconds) * 100)}%`;
+    enrollStatus("recording", `● Recording ${name} — speak naturally… ${Math.ceil(left)} s left`);
+    if (left <= 0) stopRecording();
+  };
+  tick();
+  enrollTimer = setInterval(tick, 200);
+}
+
+function stopRecording() {
+  clearInterval(enrollTimer);
+  $("#enroll-bar").style.width = "100%";
+  $("#enroll-record").disabled = true;
+  enrollStatus("processing", `Processing ${state.enrolling}'s voice…`);
+  send({ type: "enroll_stop" });
+}
+
+function finishEnrollUi(kind, text) {
+  clearInterval(enrollTimer);
+  state.enrolling = null;
+  enrollStatus(kind, text);
+  $("#enroll-progress").hidden = true;
+  $("#enroll-bar").style.width = "0%";
+  $("#enroll-name").disabled = false;
+  const button = $("#enroll-record");
+  button.querySelector("span:last-child").textContent = "Record voice from the call";
+  button.disabled = !state.pc;
+  if (kind === "done") $("#enroll-name").value = "";
+}
+
+async function uploadVoice() {
+  const name = enrollName();
+  const file = $("#enroll-file").files[0];
+  if (!name) return;
+  if (!file) {
+    showBanner("Choose a recording", "Pick an audio file of the speaker (3 s of speech or more).", "info");
+    return;
+  }
+  const form = new FormData();
+  form.append("name", name);
+  form.append("audio", file, file.name);
+  const button = $("#enroll-upload");
+  button.disabled = true;
+  enrollStatus("processing", `Uploading ${file.name} for ${name}…`);
+  try {
+    const body = await api("/api/profiles", { method: "POST", body: form });
+    enrollStatus("done", `${body.profile.name} enrolled from ${file.name} — ${body.speech_s.toFixed(1)} s of speech.`);
+    $("#enroll-file").value = "";
+    $("#enroll-name").value = "";
+    loadProfiles();
+  } catch (err) {
+    if (err.name === "ApiError") enrollStatus("failed", `Could not enroll ${name}: ${err.message}`);
+    else { enrollStatus("failed", `Could not enroll ${name}.`); showError(err); }
+  } finally {
+    button.disabled = false;
+  }
+}
+
+// -- profiles --------------------------------------------------------------------------------
+async function loadProfiles() {
+  const list = $("#profiles");
+  let profiles;
+  try {
+    profiles = (await api("/api/profiles")).profiles;
+  } catch (err) {
+    list.replaceChildren(el("li", { class: "profiles-empty" }, "Voice profiles are unavailable right now."));
+    return;
+  }
+  if (!profiles.length) {
+    list.replaceChildren(el("li", { class: "profiles-empty" }, "No voices yet — enroll one above."));
+    return;
+  }
+  list.replaceChildren(...profiles.map(profileRow));
+}
+
+function profileRow(p) {
+  const meta = `${p.speech_s.toFixed(1)} s of speech · ${p.enrollments} enrollment${p.enrollments === 1 ? "" : "s"}`;
+  const row = el("li", { dataset: { profile: p.name } });
+  const show = () => {
+    row.replaceChildren(
+      el("div", { class: "pavatar", "aria-hidden": "true" }, [...p.name][0].toUpperCase()),
+      el("div", { class: "who" }, el("div", { class: "pname" }, p.name), el("div", { class: "pmeta" }, meta)),
+      el("div", { class: "pactions" },
+        el("button", { class: "btn btn-ghost btn-sm", type: "button", "data-action": "rename", onclick: edit },
+          "Rename"),
+        el("button", { class: "btn btn-ghost btn-sm", type: "button", "data-action": "delete", onclick: remove },
+          "Delete")));
+  };
+  const edit = () => {
+    const input = el("input", { class: "rename-input", type: "text", value: p.name, maxlength: 64,
+      "aria-label": `New name for ${p.name}` });
+    const save = async () => {
+      const name = input.value.trim();
+      if (!name || name === p.name) { show(); return; }
+      try {
+        await apiJSON(`/api/profiles/${encodeURIComponent(p.name)}`, "PATCH", { name });
+        loadProfiles();
+      } catch (err) {
+        showBanner("Could not rename", err.name === "ApiError" ? err.message : String(err.message));
+      }
+    };
+    input.addEventListener("keydown", (e) => {
+      if (e.key === "Enter") save();
+      if (e.key === "Escape") { e.stopPropagation(); show(); }
+    });
+    row.replaceChildren(el("div", { class: "who" }, input), el("div", { class: "pactions" },
+      el("button", { class: "btn btn-primary btn-sm", type: "button", "data-action": "save", onclick: save }, "Save"),
+      el("button", { class: "btn btn-ghost btn-sm", type: "button", onclick: show }, "Cancel")));
+    input.focus();
+    input.select();
+  };
+  const remove = async (e) => {
+    const button = e.currentTarget;
+    if (button.dataset.confirm !== "1") { // two-step, no blocking dialog
+      button.dataset.confirm = "1";
+      button.textContent = "Confirm delete";
+      button.className = "btn btn-danger btn-sm";
+      setTimeout(() => { if (button.isConnected) show(); }, 4000);
+      return;
+    }
+    try {
+      await api(`/api/profiles/${encodeURIComponent(p.name)}`, { method: "DELETE" });
+    } catch (err) {
+      showBanner("Could not delete", err.message);
+    }
+    loadProfiles();
+  };
+  show();
+  return row;
+}
+
+// -- wiring ----------------------------------------------------------------------------------
+$("#start").addEventListener("click", startCall);
+$("#hangup").addEventListener("click", () => endCall(true));
+$("#transcribe").addEventListener("click", () => toggleTranscription());
+$("#mic").addEventListener("change", changeMic);
+$("#language").addEventListener("change", () => send({ type: "session", language: $("#language").value || null }));
+$("#caller").addEventListener("change", () => {
+  const name = $("#caller").value.trim();
+  if (name) send({ type: "session", language: $("#language").value || null, name });
+});
+$("#enroll-record").addEventListener("click", recordVoice);
+$("#enroll-upload").addEventListener("click", uploadVoice);
+$("#enroll-secs").addEventListener("input", () => { $("#enroll-secs-label").textContent = `${$("#enroll-secs").value} s`; });
+document.addEventListener("keydown", (e) => {
+  if (e.key === "Escape" && state.transcribing) {
+    toggleTranscription(false);
+    showBanner("Transcription stopped", "Press Start transcription to continue.", "info");
+  }
+});
+window.addEventListener("pagehide", () => {
+  if (state.peerId) fetch(`${SERVER}/api/peers/${state.peerId}`, { method: "DELETE", keepalive: true }).catch(() => {});
+});
+
+const room = new URLSearchParams(location.search).get("room");
+if (room) $("#room").value = room;
+setBadge("idle");
+loadProfiles();
