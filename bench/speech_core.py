@@ -19,12 +19,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
-import importlib.metadata
-import json
 import os
-import platform
-import resource
-import socket
 import sys
 import tempfile
 import threading
@@ -34,49 +29,34 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # -- offline first: before anything that could reach a hub is imported ------------------------------
-for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-# pyannote.audio (speaker-turn splitting) sends an OpenTelemetry span to otel.pyannote.ai on every model load
-# unless this is false; forced, not defaulted: this benchmark must never reach the network
-os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
+from common import (
+    ROOT,
+    Clip,
+    Placed,
+    english_normalizer,
+    f,
+    guard_network,
+    lay_out,
+    load_manifest,
+    loadavg,
+    machine_summary,
+    net_attempts_summary,
+    own_cpu_s,
+    pct,
+    peak_rss_mb,
+    proc_stat_busy,
+    rss_now_mb,
+    section,
+    set_offline_env,
+    table,
+    versions_summary,
+    wer_of,
+)
 
-NET_ATTEMPTS: list[str] = []
-
-
-def _block_network() -> None:
-    """Refuse every IP connection and name lookup made by this process (Unix sockets stay usable)."""
-    real_connect, real_connect_ex = socket.socket.connect, socket.socket.connect_ex
-
-    def _guard(sock, address):
-        if sock.family in (socket.AF_INET, socket.AF_INET6):
-            NET_ATTEMPTS.append(f"connect {address!r}")
-            raise OSError("network access is disabled in bench/speech_core.py")
-
-    def connect(self, address):
-        _guard(self, address)
-        return real_connect(self, address)
-
-    def connect_ex(self, address):
-        _guard(self, address)
-        return real_connect_ex(self, address)
-
-    def getaddrinfo(host, *args, **kwargs):
-        NET_ATTEMPTS.append(f"getaddrinfo {host!r}")
-        raise socket.gaierror("network access is disabled in bench/speech_core.py")
-
-    socket.socket.connect = connect
-    socket.socket.connect_ex = connect_ex
-    socket.getaddrinfo = getaddrinfo
-
-
-_block_network()
+set_offline_env()
+guard_network("bench/speech_core.py")
 
 import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 from server import SAMPLE_RATE, events  # noqa: E402
 from server.filemode import enroll_files, transcribe_file  # noqa: E402
@@ -94,49 +74,6 @@ T_START = time.perf_counter()
 # =====================================================================================================
 # small helpers
 # =====================================================================================================
-def pct(values, q: float) -> float:
-    v = [x for x in values if x is not None]
-    return float(np.percentile(v, q)) if v else float("nan")
-
-
-def f(x, nd: int = 2, unit: str = "") -> str:
-    if x is None or (isinstance(x, float) and np.isnan(x)):
-        return "-"
-    return f"{x:.{nd}f}{unit}"
-
-
-def table(headers: list[str], rows: list[list], indent: str = "  ") -> None:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for n, r in enumerate(cells):
-        print(indent + "  ".join(c.ljust(w) if i == len(r) - 1 else c.rjust(w) if _numeric(c) else c.ljust(w)
-                                 for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-        if n == 0:
-            print(indent + "  ".join("-" * w for w in widths))
-
-
-def _numeric(s: str) -> bool:
-    try:
-        float(s.rstrip("%sx").replace("/", ""))
-        return True
-    except ValueError:
-        return False
-
-
-def section(title: str) -> None:
-    print(f"\n=== {title} " + "=" * max(0, 96 - len(title)), flush=True)
-
-
-def rss_now_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
 RSS_LOG: list[tuple[str, float, float]] = []
 
 
@@ -144,55 +81,12 @@ def log_rss(label: str) -> None:
     RSS_LOG.append((label, rss_now_mb(), peak_rss_mb()))
 
 
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
-def proc_stat_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    try:
-        parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return float("nan"), float("nan")
-    hz = os.sysconf("SC_CLK_TCK")
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-    total = sum(parts[:8])
-    return (total - idle) / hz, total / hz
-
-
-def own_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-_NORMALIZER = None
-
-
-def wer_of(ref: str, hyp: str) -> dict:
-    """WER after Whisper's English normalisation (jiwer.process_words)."""
-    global _NORMALIZER
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    if _NORMALIZER is None:
-        _NORMALIZER = EnglishTextNormalizer()
-    r, h = _NORMALIZER(ref).strip(), _NORMALIZER(hyp).strip()
-    if not r:
-        return {"wer": float("nan"), "S": 0, "D": 0, "I": len(h.split()), "N": 0}
-    if not h:
-        n = len(r.split())
-        return {"wer": 1.0, "S": 0, "D": n, "I": 0, "N": n}
-    out = jiwer.process_words(r, h)
-    n = out.hits + out.substitutions + out.deletions
-    return {"wer": out.wer, "S": out.substitutions, "D": out.deletions, "I": out.insertions, "N": n}
-
-
 def _word_diff(ref: str, hyp: str, limit: int = 110) -> str:
     """Compact word-level differences after normalisation: ``[ref words -> hyp words]`` per edit."""
     import difflib
 
-    wer_of("", "")  # make sure the normaliser exists
-    r, h = _NORMALIZER(ref).split(), _NORMALIZER(hyp).split()
+    norm = english_normalizer()
+    r, h = norm(ref).split(), norm(hyp).split()
     out = []
     for op, a0, a1, b0, b1 in difflib.SequenceMatcher(a=r, b=h, autojunk=False).get_opcodes():
         if op != "equal":
@@ -210,30 +104,6 @@ def clip_text(text: str, n: int = 44) -> str:
 # data
 # =====================================================================================================
 @dataclass
-class Clip:
-    path: str  # relative to the data folder
-    speaker: str
-    text: str | None
-    audio: np.ndarray
-
-    @property
-    def dur(self) -> float:
-        return self.audio.size / SR
-
-    @property
-    def name(self) -> str:
-        return Path(self.path).stem
-
-
-@dataclass
-class Placed:
-    clip: Clip
-    start: float
-    end: float
-    expect_speaker: str
-
-
-@dataclass
 class Stream:
     name: str
     audio: np.ndarray
@@ -247,11 +117,7 @@ class Stream:
 class Data:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.manifest = {}
-        for line in (root / "manifest.jsonl").read_text().splitlines():
-            if line.strip():
-                d = json.loads(line)
-                self.manifest[d["path"]] = d
+        self.manifest = load_manifest(root)
         self._cache: dict[str, Clip] = {}
 
     def clip(self, rel: str) -> Clip:
@@ -273,17 +139,8 @@ class Data:
 def build_stream(name: str, items: list[tuple[Clip, str]], gap_s: float, lead_s: float = 0.5,
                  tail_s: float = 1.5) -> Stream:
     """Concatenate clips with ``gap_s`` of digital silence between them (plus lead/tail silence)."""
-    parts = [np.zeros(int(lead_s * SR), np.float32)]
-    placed, pos = [], int(lead_s * SR)
-    for i, (clip, expect) in enumerate(items):
-        if i:
-            parts.append(np.zeros(int(gap_s * SR), np.float32))
-            pos += int(gap_s * SR)
-        parts.append(clip.audio.astype(np.float32))
-        placed.append(Placed(clip, pos / SR, (pos + clip.audio.size) / SR, expect))
-        pos += clip.audio.size
-    parts.append(np.zeros(int(tail_s * SR), np.float32))
-    return Stream(name, np.concatenate(parts), placed)
+    audio, placed = lay_out([c for c, _ in items], gap_s, lead_s, tail_s, expect=[e for _, e in items])
+    return Stream(name, audio, placed)
 
 
 def write_wav(path: Path, audio: np.ndarray) -> Path:
@@ -664,34 +521,10 @@ def main() -> int:
     cpu0 = own_cpu_s()
 
     # -------------------------------------------------------------------------------- header / machine
-    cpu_model = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem_gb = float("nan")
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                mem_gb = int(line.split()[1]) / 1024 / 1024
-    except OSError:
-        pass
-
-    def ver(pkg: str) -> str:
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
     section(f"callscribe speech-core benchmark ({'quick' if quick else 'full'} run)")
-    print(f"  cpu: {cpu_model}; cores: {os.cpu_count()} (usable {len(os.sched_getaffinity(0))}); "
-          f"memory {mem_gb:.1f} GiB; load avg at start {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"  python {platform.python_version()} ({platform.machine()}); ctranslate2 {ver('ctranslate2')}; "
-          f"faster-whisper {ver('faster-whisper')}; torch {ver('torch')}; onnxruntime {ver('onnxruntime')}; "
-          f"webrtcvad-wheels {ver('webrtcvad-wheels')}; numpy {ver('numpy')}")
+    print(f"  {machine_summary(loadavg())}")
+    packages = ["ctranslate2", "faster-whisper", "torch", "onnxruntime", "webrtcvad-wheels", "numpy"]
+    print(f"  {versions_summary(packages, arch=True)}")
 
     cache = Path(os.environ.get("CALLSCRIBE_MODEL_CACHE_DIR") or "/tmp/cs-cache")
     tmpdir = tempfile.TemporaryDirectory(prefix="cs-bench-")
@@ -1103,8 +936,8 @@ def main() -> int:
           f"PEAK RSS (ru_maxrss) {peak_rss_mb():.0f} MB")
     print(f"  benchmark wall {elapsed:.0f} s; this process used {cpu_used:.0f} CPU-s; whole machine busy "
           f"{busy1 - busy0:.0f} of {total1 - total0:.0f} CPU-s -> other processes ~{max(0.0, busy1 - busy0 - cpu_used):.0f} CPU-s; "
-          f"load avg at end {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"  network attempts blocked: {len(NET_ATTEMPTS)}" + (f" ({'; '.join(NET_ATTEMPTS[:5])})" if NET_ATTEMPTS else ""))
+          f"load avg at end {loadavg()}")
+    print(f"  network attempts blocked: {net_attempts_summary()}")
     runtime.close()
     tmpdir.cleanup()
     return 0

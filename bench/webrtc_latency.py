@@ -25,13 +25,8 @@ import argparse
 import asyncio
 import bisect
 import contextvars
-import importlib.metadata
-import json
 import logging
 import os
-import platform
-import resource
-import socket
 import sys
 import tempfile
 import threading
@@ -40,62 +35,35 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 # -- offline first: before anything that could reach a hub is imported ------------------------------
-for _var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
-    os.environ.setdefault(_var, "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ["PYANNOTE_METRICS_ENABLED"] = "false"  # pyannote would send a telemetry span on model load
+from common import (
+    ROOT,
+    Clip,
+    Placed,
+    f,
+    guard_network,
+    lay_out,
+    load_manifest,
+    loadavg,
+    machine_summary,
+    net_attempts_summary,
+    own_cpu_s,
+    pct,
+    peak_rss_mb,
+    proc_stat_busy,
+    rss_now_mb,
+    set_offline_env,
+    versions_summary,
+    wer_of,
+)
+from common import section as _section
+from common import table as _table
 
-NET_ATTEMPTS: list[str] = []
-_LOOPBACK = {"127.0.0.1", b"127.0.0.1"}
-
-
-def _allowed(address) -> bool:
-    return isinstance(address, tuple) and len(address) >= 2 and address[0] in _LOOPBACK
-
-
-def _guard_network() -> None:
-    """Allow IP traffic to 127.0.0.1 only: connect / sendto / name lookups of anything else are refused."""
-    real_connect, real_connect_ex, real_sendto = socket.socket.connect, socket.socket.connect_ex, socket.socket.sendto
-    real_getaddrinfo = socket.getaddrinfo
-
-    def _check(sock, address, what):
-        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _allowed(address):
-            NET_ATTEMPTS.append(f"{what} {address!r}")
-            raise OSError(f"bench/webrtc_latency.py: only 127.0.0.1 may be contacted, not {address!r}")
-
-    def connect(self, address):
-        _check(self, address, "connect")
-        return real_connect(self, address)
-
-    def connect_ex(self, address):
-        _check(self, address, "connect")
-        return real_connect_ex(self, address)
-
-    def sendto(self, data, *args):
-        _check(self, args[-1], "sendto")
-        return real_sendto(self, data, *args)
-
-    def getaddrinfo(host, *args, **kwargs):
-        if host in _LOOPBACK:
-            return real_getaddrinfo(host, *args, **kwargs)
-        NET_ATTEMPTS.append(f"getaddrinfo {host!r}")
-        raise socket.gaierror(f"bench/webrtc_latency.py: no name lookups ({host!r})")
-
-    socket.socket.connect = connect
-    socket.socket.connect_ex = connect_ex
-    socket.socket.sendto = sendto
-    socket.getaddrinfo = getaddrinfo
-
-
-_guard_network()
+set_offline_env()
+guard_network("bench/webrtc_latency.py", allow_loopback=True)  # 127.0.0.1 only
 
 import aiohttp  # noqa: E402
 import numpy as np  # noqa: E402
 from aiohttp.test_utils import TestServer  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 import signaling.client as client_mod  # noqa: E402
 from server import SAMPLE_RATE  # noqa: E402
@@ -115,17 +83,6 @@ mono = time.monotonic
 # =====================================================================================================
 # helpers (same style as bench/speech_core.py)
 # =====================================================================================================
-def pct(values, q: float) -> float:
-    v = [x for x in values if x is not None]
-    return float(np.percentile(v, q)) if v else float("nan")
-
-
-def f(x, nd: int = 2, unit: str = "") -> str:
-    if x is None or (isinstance(x, float) and np.isnan(x)):
-        return "-"
-    return f"{x:.{nd}f}{unit}"
-
-
 def p3(values, nd: int = 2) -> str:
     """'p50 / p95 / max' of the non-None values."""
     v = [x for x in values if x is not None]
@@ -135,100 +92,18 @@ def p3(values, nd: int = 2) -> str:
 
 
 def table(headers: list[str], rows: list[list], indent: str = "  ") -> None:
-    cells = [[str(h) for h in headers]] + [[str(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    for n, r in enumerate(cells):
-        print(indent + "  ".join(c.ljust(w) if i == len(r) - 1 or not _numeric(c) else c.rjust(w)
-                                 for i, (c, w) in enumerate(zip(r, widths))).rstrip())
-        if n == 0:
-            print(indent + "  ".join("-" * w for w in widths))
-
-
-def _numeric(s: str) -> bool:
-    try:
-        float(s.split(" ")[0].rstrip("%sx").replace("/", ""))
-        return True
-    except ValueError:
-        return False
+    """common.table, a cell counting as numeric by its first word ('0.41 / 0.87 / 1.20')."""
+    _table(headers, rows, indent, first_word=True)
 
 
 def section(title: str) -> None:
-    print(f"\n=== {title} " + "=" * max(0, 100 - len(title)), flush=True)
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
-
-
-def rss_now_mb() -> float:
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return float("nan")
-
-
-def own_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
-def proc_stat_busy() -> tuple[float, float]:
-    """(busy, total) CPU seconds of the whole machine since boot, from /proc/stat."""
-    try:
-        parts = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return float("nan"), float("nan")
-    hz = os.sysconf("SC_CLK_TCK")
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-    return (sum(parts[:8]) - idle) / hz, sum(parts[:8]) / hz
-
-
-def loadavg() -> str:
-    return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-_NORMALIZER = None
-
-
-def wer_of(refs: list[str], hyps: list[str]) -> dict:
-    """Corpus WER after Whisper's English normalisation (jiwer.process_words over the joined texts)."""
-    global _NORMALIZER
-    import jiwer
-    from whisper_normalizer.english import EnglishTextNormalizer
-
-    if _NORMALIZER is None:
-        _NORMALIZER = EnglishTextNormalizer()
-    r, h = _NORMALIZER(" ".join(refs)).strip(), _NORMALIZER(" ".join(hyps)).strip()
-    if not r:
-        return {"wer": float("nan"), "S": 0, "D": 0, "I": len(h.split()), "N": 0}
-    if not h:
-        return {"wer": 1.0, "S": 0, "D": len(r.split()), "I": 0, "N": len(r.split())}
-    out = jiwer.process_words(r, h)
-    return {"wer": out.wer, "S": out.substitutions, "D": out.deletions, "I": out.insertions,
-            "N": out.hits + out.substitutions + out.deletions}
+    """common.section, 100 columns wide."""
+    _section(title, width=100)
 
 
 # =====================================================================================================
 # data: one conversation per caller
 # =====================================================================================================
-@dataclass
-class Clip:
-    path: str
-    speaker: str  # expected label: the enrolled profile name or "unknown"
-    text: str | None
-    audio: np.ndarray
-
-
-@dataclass
-class Placed:
-    clip: Clip
-    start: float  # seconds from the start of the played buffer
-    end: float
-
-
 @dataclass
 class Conversation:
     audio: np.ndarray
@@ -241,27 +116,15 @@ class Conversation:
 
 
 def build_conversation(clips: list[Clip], gap_s: float, lead_s: float, tail_s: float, description: str) -> Conversation:
-    parts, placed, pos = [np.zeros(int(lead_s * SR), np.float32)], [], int(lead_s * SR)
-    for i, c in enumerate(clips):
-        if i:
-            parts.append(np.zeros(int(gap_s * SR), np.float32))
-            pos += int(gap_s * SR)
-        parts.append(c.audio.astype(np.float32))
-        placed.append(Placed(c, pos / SR, (pos + c.audio.size) / SR))
-        pos += c.audio.size
-    parts.append(np.zeros(int(tail_s * SR), np.float32))
-    return Conversation(np.concatenate(parts), placed, description)
+    audio, placed = lay_out(clips, gap_s, lead_s, tail_s)
+    return Conversation(audio, placed, description)
 
 
 HARVARD_TURNS = [(4, "spk1"), (4, "spk2"), (5, "spk1"), (5, "spk2"), (6, "spk1"), (6, "spk2")]
 
 
 def load_data(root: Path):
-    manifest = {}
-    for line in (root / "manifest.jsonl").read_text().splitlines():
-        if line.strip():
-            d = json.loads(line)
-            manifest[d["path"]] = d
+    manifest = load_manifest(root)
 
     def clip(rel: str, speaker: str) -> Clip:
         return Clip(rel, speaker, manifest.get(rel, {}).get("text"), load_audio(root / rel))
@@ -785,11 +648,11 @@ def quality(run: RunResult) -> dict:
         hyps = [fin["text"] for fin, o in zip(finals, owner) if o in ref_idx]
         out["refs"] += refs
         out["hyps"] += hyps
-        out["per_caller_wer"].append(wer_of(refs, hyps)["wer"])
+        out["per_caller_wer"].append(wer_of(" ".join(refs), " ".join(hyps))["wer"])
         out["errors"] += [m for _, _, m in rec.messages if m.get("type") in ("error", "enrollment_failed")]
         if rec.exception:
             out["exceptions"].append(f"caller {rec.index}: {rec.exception}")
-    out["wer"] = wer_of(out["refs"], out["hyps"])
+    out["wer"] = wer_of(" ".join(out["refs"]), " ".join(out["hyps"]))
     return out
 
 
@@ -801,29 +664,12 @@ async def amain(args) -> int:
     cpu_start = own_cpu_s()
     load_start = loadavg()
 
-    cpu_model = "?"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu_model = line.split(":", 1)[1].strip()
-            break
-    mem_gb = float("nan")
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            mem_gb = int(line.split()[1]) / 1024 / 1024
-
-    def ver(pkg: str) -> str:
-        try:
-            return importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            return "not installed"
-
     counts = [int(x) for x in args.callers.split(",") if x.strip()]
     section("callscribe WebRTC end-to-end latency benchmark (loopback, real-time paced)")
-    print(f"  cpu: {cpu_model}; cores: {os.cpu_count()} (usable {len(os.sched_getaffinity(0))}); memory "
-          f"{mem_gb:.1f} GiB; load avg at start {load_start}")
-    print(f"  python {platform.python_version()}; aiortc {ver('aiortc')}; aioice {ver('aioice')}; aiohttp "
-          f"{ver('aiohttp')}; av {ver('av')}; faster-whisper {ver('faster-whisper')}; ctranslate2 "
-          f"{ver('ctranslate2')}; torch {ver('torch')}; pyannote.audio {ver('pyannote.audio')}; numpy {ver('numpy')}")
+    print(f"  {machine_summary(load_start)}")
+    packages = ["aiortc", "aioice", "aiohttp", "av", "faster-whisper", "ctranslate2", "torch", "pyannote.audio",
+                "numpy"]
+    print(f"  {versions_summary(packages)}")
 
     cache = Path(os.environ.get("CALLSCRIBE_MODEL_CACHE_DIR") or "/tmp/cs-cache")
     tmpdir = tempfile.TemporaryDirectory(prefix="cs-webrtc-bench-")
@@ -1040,8 +886,7 @@ async def amain(args) -> int:
           f"{time.perf_counter() - T_START:.0f} s; this process {cpu_used:.0f} CPU-s; other processes ~"
           f"{max(0.0, busy_end - busy_start - cpu_used):.0f} CPU-s")
     print(f"  load avg at start {load_start}; at end {loadavg()}")
-    print(f"  network attempts to anything but 127.0.0.1 (refused): {len(NET_ATTEMPTS)}"
-          + (f" ({'; '.join(NET_ATTEMPTS[:5])})" if NET_ATTEMPTS else ""))
+    print(f"  network attempts to anything but 127.0.0.1 (refused): {net_attempts_summary()}")
     runtime.close()
     restrict_host_addresses(None)
     tmpdir.cleanup()
