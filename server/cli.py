@@ -90,8 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--language", help="ISO 639-1 code; default: detect per utterance")
     c.add_argument("--room", help="room to join (default: a new one)")
     c.add_argument("--json", action="store_true", help="print every message as a JSON line")
+    c.add_argument("--relay", action="store_true", help="send media only through the server's TURN relay")
     c.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
     c.add_argument("-v", "--verbose", action="count", default=0)
+
+    tu = sub.add_parser("turn", help="run coturn (TURN relay) with callscribe's shared secret, for local use")
+    tu.add_argument("--listen", default="127.0.0.1", help="address coturn listens and relays on")
+    tu.add_argument("--port", type=int, help="TURN port (default: CALLSCRIBE_TURN_PORT, 3478)")
+    tu.add_argument("--min-port", type=int, default=49160, help="relay port range start")
+    tu.add_argument("--max-port", type=int, default=49200, help="relay port range end")
+    tu.add_argument("--allow-loopback-peers", action="store_true",
+                    help="let the relay reach a callscribe server on 127.0.0.1 (one-box setups, tests)")
+    tu.add_argument("-v", "--verbose", action="count", default=0)
 
     ls = sub.add_parser("listen", help="follow a room's transcript live (what was said so far first)")
     ls.add_argument("room")
@@ -252,9 +262,10 @@ def _cmd_call(args: argparse.Namespace) -> int:
         voices.append((name, load_audio(path)))
     audio = load_audio(args.audio)
 
-    result = asyncio.run(call_file(args.server, audio, enroll=voices, ice_servers=settings.ice_servers,
+    # ICE servers come from the server (/api/ice-servers: TURN with fresh credentials) unless set locally
+    result = asyncio.run(call_file(args.server, audio, enroll=voices, ice_servers=settings.ice_servers or None,
                                    speed=args.speed, language=args.language, room=args.room,
-                                   on_message=_printer(args.json)))
+                                   on_message=_printer(args.json), relay_only=args.relay))
     return 1 if result.errors else 0
 
 
@@ -280,6 +291,32 @@ def _printer(as_json: bool):
     return show
 
 
+def _cmd_turn(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from turn.coturn import CoturnConfig, start
+
+    settings = _settings(args)
+    cfg = CoturnConfig(secret=settings.turn_secret or "", listening_ip=args.listen,
+                       port=args.port or settings.turn_port, min_port=args.min_port, max_port=args.max_port,
+                       allow_loopback_peers=args.allow_loopback_peers)
+    proc, conf = start(cfg)
+    print(f"callscribe: coturn on turn:{cfg.listening_ip}:{cfg.port} (config {conf}); clients get credentials "
+          f"valid {settings.turn_ttl_s} s from /api/ice-servers", flush=True)
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        return 0
+    finally:
+        conf.unlink(missing_ok=True)
+        conf.parent.rmdir()
+
+
 def _cmd_listen(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -290,7 +327,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     settings = _settings(args)
     restrict_host_addresses(settings.ice_host_addresses)
     try:
-        asyncio.run(listen(args.server, args.room, seconds=args.seconds, ice_servers=settings.ice_servers,
+        asyncio.run(listen(args.server, args.room, seconds=args.seconds, ice_servers=settings.ice_servers or None,
                            on_message=_printer(args.json)))
     except KeyboardInterrupt:
         pass
@@ -301,7 +338,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose)
     handlers = {"transcribe": _cmd_transcribe, "enroll": _cmd_enroll, "profiles": _cmd_profiles,
-                "serve": _cmd_serve, "call": _cmd_call, "listen": _cmd_listen}
+                "serve": _cmd_serve, "call": _cmd_call, "listen": _cmd_listen, "turn": _cmd_turn}
     try:
         return handlers[args.command](args)
     except CallscribeError as exc:

@@ -14,15 +14,39 @@ import ipaddress
 from collections.abc import Sequence
 
 from aiortc import RTCConfiguration, RTCIceServer
+from aiortc.rtcconfiguration import RTCIceTransportPolicy
+
+from .settings import Settings
 
 _original_get_host_addresses = None
 
 
-def rtc_configuration(ice_servers: Sequence[dict]) -> RTCConfiguration:
-    """Build aiortc's configuration; each dict has ``urls`` and optional ``username``/``credential``."""
+def rtc_configuration(ice_servers: Sequence[dict], relay_only: bool = False) -> RTCConfiguration:
+    """Build aiortc's configuration; each dict has ``urls`` and optional ``username``/``credential``.
+
+    aiortc uses only the first TURN URL of each server (notes/webrtc.md). ``relay_only`` keeps relay
+    candidates alone (``iceTransportPolicy: "relay"``), e.g. to force media through TURN.
+    """
     servers = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
                for s in ice_servers]
-    return RTCConfiguration(iceServers=servers)
+    policy = RTCIceTransportPolicy.RELAY if relay_only else RTCIceTransportPolicy.ALL
+    return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
+
+
+def ice_servers_for(settings: Settings, user: str) -> list[dict]:
+    """The configured ICE servers plus the TURN URLs with credentials minted now for ``user``.
+
+    Raises:
+        ValueError: TURN URLs are configured without a secret.
+    """
+    servers = list(settings.ice_servers)
+    if settings.turn_urls:
+        from turn.credentials import ice_servers
+
+        if not settings.turn_secret:
+            raise ValueError("CALLSCRIBE_TURN_URLS is set but CALLSCRIBE_TURN_SECRET is not")
+        servers += ice_servers(settings.turn_urls, settings.turn_secret, user, settings.turn_ttl_s)
+    return servers
 
 
 def restrict_host_addresses(addresses: Sequence[str] | None) -> None:

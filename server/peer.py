@@ -21,7 +21,7 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from . import events, protocol
-from .ice import rtc_configuration
+from .ice import ice_servers_for, rtc_configuration
 from .ingest import TrackIngest
 from .metrics import Metrics
 from .processor import StreamProcessor
@@ -59,7 +59,8 @@ class CallPeer:
         self.metrics = metrics
         self._on_closed = on_closed
         self._loop = asyncio.get_running_loop()
-        self.pc: RTCPeerConnection | None = RTCPeerConnection(rtc_configuration(settings.ice_servers))
+        self.pc: RTCPeerConnection | None = RTCPeerConnection(
+            rtc_configuration(ice_servers_for(settings, user=f"server-{self.id}")))
         self.channel = None
         self.ingest = TrackIngest()
         self.listen_only = listen_only

@@ -105,6 +105,23 @@ class Settings(BaseSettings):
     )
     max_message_bytes: int = Field(16_384, ge=256, description="largest data-channel message accepted")
 
+    # --- TURN (coturn with use-auth-secret) ------------------------------------------------------
+    turn_urls: list[str] = Field(
+        default_factory=list, description='e.g. ["turn:turn.example.org:3478?transport=udp"]; handed to clients '
+        "with fresh time-limited credentials and used by the server's own peers"
+    )
+    turn_secret: str | None = Field(None, description="coturn's static-auth-secret (keep it out of command lines)")
+    turn_ttl_s: int = Field(3600, ge=60, description="lifetime of minted TURN credentials")
+    turn_port: int = Field(3478, ge=1, le=65535, description="port `callscribe turn` listens on")
+
+    @field_validator("turn_urls")
+    @classmethod
+    def _turn_urls(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("turn:", "turns:", "stun:")):
+                raise ValueError(f"{url!r} is not a turn:, turns: or stun: URL")
+        return value
+
     @field_validator("ice_host_addresses")
     @classmethod
     def _ip_addresses(cls, value: list[str] | None) -> list[str] | None:

@@ -9,7 +9,8 @@ Routes:
 ``POST /whip``            WHIP (RFC 9725): body ``application/sdp`` offer, options as query parameters →
                           ``201 Created``, the SDP answer as body, ``Location: /whip/{id}``
 ``DELETE /whip/{id}``     end a WHIP session
-``GET /api/ice-servers``  ``{"iceServers": [...]}`` for the page's ``RTCPeerConnection``
+``GET /api/ice-servers``  ``{"iceServers": [...]}`` for the page's ``RTCPeerConnection``, TURN credentials minted
+                          per request (time-limited, :mod:`turn.credentials`)
 ``/api/profiles``         voice profiles: list, enroll from an upload, rename, delete (:mod:`profiles_api`)
 ``GET /healthz``          process alive · ``GET /readyz`` models loaded · ``GET /metrics`` Prometheus text
 ``GET /``                 the pages in ``static/``
@@ -25,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
 from pathlib import Path
 
 from aiohttp import web
@@ -32,6 +34,7 @@ from aiortc import RTCSessionDescription
 from pydantic import ValidationError
 
 from server import protocol
+from server.ice import ice_servers_for
 from server.metrics import Metrics
 from server.peer import CallPeer
 from server.rooms import Rooms
@@ -182,7 +185,9 @@ async def end_call(request: web.Request) -> web.Response:
 
 
 async def ice_servers(request: web.Request) -> web.Response:
-    return web.json_response({"iceServers": request.app[SETTINGS].ice_servers})
+    user = "web-" + secrets.token_hex(4)
+    return web.json_response({"iceServers": ice_servers_for(request.app[SETTINGS], user)},
+                             headers={"Cache-Control": "no-store"})
 
 
 async def healthz(request: web.Request) -> web.Response:

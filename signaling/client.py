@@ -109,15 +109,19 @@ class CallSession:
 
     With ``listen_only`` it sends no audio: a room viewer that receives the room's backlog (finals with
     ``"backlog": true``) and then its live ``speech_started`` / ``partial`` / ``final`` events.
+    ``ice_servers`` None (default) fetches them from the server's ``/api/ice-servers`` (TURN with fresh
+    credentials), as the page does; ``relay_only`` forces media through the TURN relay.
     """
 
-    def __init__(self, server_url: str, *, ice_servers: Sequence[dict] = (), speed: float = 1.0,
+    def __init__(self, server_url: str, *, ice_servers: Sequence[dict] | None = None, speed: float = 1.0,
                  language: str | None = None, room: str | None = None, name: str | None = None,
                  transcribe: bool = True, on_message: Callable[[dict], None] | None = None,
-                 listen_only: bool = False) -> None:
+                 listen_only: bool = False, relay_only: bool = False) -> None:
         self.url = server_url.rstrip("/")
         self.options = {"language": language, "room": room, "name": name, "transcribe": transcribe}
-        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self.ice_servers = None if ice_servers is None else list(ice_servers)
+        self.relay_only = relay_only
+        self.pc: RTCPeerConnection | None = None
         self.track = FileAudioTrack(speed)
         self.listen_only = listen_only
         self.result = CallResult()
@@ -143,27 +147,37 @@ class CallSession:
         Raises:
             CallError: HTTP error (the server's JSON error is quoted, e.g. ``server_busy``) or no ``ready``.
         """
+        try:
+            async with aiohttp.ClientSession() as http:
+                if self.ice_servers is None:
+                    async with http.get(f"{self.url}/api/ice-servers") as resp:
+                        self.ice_servers = (await resp.json(content_type=None))["iceServers"]
+                await self._offer(http)
+        except aiohttp.ClientError as exc:
+            raise CallError(f"cannot reach {self.url}: {exc}") from None
+        try:
+            await asyncio.wait_for(self._ready, timeout)
+        except TimeoutError:
+            raise CallError(f"no 'ready' from the server within {timeout:g} s (ICE/DTLS failed?)") from None
+
+    async def _offer(self, http: aiohttp.ClientSession) -> None:
+        self.pc = RTCPeerConnection(rtc_configuration(self.ice_servers, relay_only=self.relay_only))
         if not self.listen_only:
             self.pc.addTrack(self.track)
         self.channel = self.pc.createDataChannel("events")
         self.channel.on("message", self._on_message)
-        ready = self.expect(lambda m: m.get("type") == "ready")
+        self._ready = self.expect(lambda m: m.get("type") == "ready")
         await self.pc.setLocalDescription(await self.pc.createOffer())
+        if self.relay_only and " typ relay" not in self.pc.localDescription.sdp:
+            raise CallError(f"no TURN relay candidate: {await turn_diagnosis(self.ice_servers)}")
         body = {"sdp": self.pc.localDescription.sdp, "type": "offer", **self.options}
-        try:
-            async with aiohttp.ClientSession() as http, http.post(f"{self.url}/api/offer", json=body) as resp:
-                answer = await resp.json(content_type=None)
-                if resp.status != 200:
-                    err = answer.get("error", {}) if isinstance(answer, dict) else {}
-                    raise CallError(f"offer refused ({resp.status} {err.get('code', '')}): {err.get('message', '')}")
-        except aiohttp.ClientError as exc:
-            raise CallError(f"cannot reach {self.url}: {exc}") from None
+        async with http.post(f"{self.url}/api/offer", json=body) as resp:
+            answer = await resp.json(content_type=None)
+            if resp.status != 200:
+                err = answer.get("error", {}) if isinstance(answer, dict) else {}
+                raise CallError(f"offer refused ({resp.status} {err.get('code', '')}): {err.get('message', '')}")
         self.result.peer_id, self.result.room = answer["peer_id"], answer["room"]
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
-        try:
-            await asyncio.wait_for(ready, timeout)
-        except TimeoutError:
-            raise CallError(f"no 'ready' from the server within {timeout:g} s (ICE/DTLS failed?)") from None
 
     def _on_message(self, raw) -> None:
         message = json.loads(raw)
@@ -214,22 +228,25 @@ class CallSession:
         return self.result.finals[before:]
 
     async def close(self) -> None:
-        await self.pc.close()
+        if self.pc is not None:
+            await self.pc.close()
 
 
 async def call_file(server_url: str, audio: np.ndarray, *, enroll: Sequence[tuple[str, np.ndarray]] = (),
-                    ice_servers: Sequence[dict] = (), speed: float = 1.0, language: str | None = None,
-                    room: str | None = None, on_message: Callable[[dict], None] | None = None) -> CallResult:
+                    ice_servers: Sequence[dict] | None = None, speed: float = 1.0, language: str | None = None,
+                    room: str | None = None, on_message: Callable[[dict], None] | None = None,
+                    relay_only: bool = False) -> CallResult:
     """Enroll the given voices over the data channel, then transcribe ``audio``; the seed's whole flow."""
     async with CallSession(server_url, ice_servers=ice_servers, speed=speed, language=language, room=room,
-                           transcribe=False, on_message=on_message) as call:
+                           transcribe=False, on_message=on_message, relay_only=relay_only) as call:
         for name, voice in enroll:
             await call.enroll(name, voice)
         await call.transcribe(audio)
         return call.result
 
 
-async def listen(server_url: str, room: str, *, seconds: float | None = None, ice_servers: Sequence[dict] = (),
+async def listen(server_url: str, room: str, *, seconds: float | None = None,
+                 ice_servers: Sequence[dict] | None = None,
                  on_message: Callable[[dict], None] | None = None) -> CallResult:
     """Follow a room (data channel only) for ``seconds`` (None: until cancelled)."""
     async with CallSession(server_url, ice_servers=ice_servers, room=room, listen_only=True,
@@ -239,3 +256,32 @@ async def listen(server_url: str, room: str, *, seconds: float | None = None, ic
         else:
             await asyncio.sleep(seconds)
         return viewer.result
+
+
+async def turn_diagnosis(ice_servers: Sequence[dict], timeout: float = 5.0) -> str:
+    """Why no relay candidate came: try a TURN allocation with aioice's client and report the answer."""
+    from urllib.parse import urlparse
+
+    from aioice.stun import TransactionFailed
+    from aioice.turn import create_turn_endpoint
+
+    turn = [(s, u) for s in ice_servers for u in ([s["urls"]] if isinstance(s["urls"], str) else s["urls"])
+            if u.startswith("turn:")]
+    if not turn:
+        return "no TURN server is configured (the server's /api/ice-servers lists none)"
+    server, url = turn[0]
+    parsed = urlparse(url.replace("turn:", "turn://", 1))
+    transport = "tcp" if "transport=tcp" in (parsed.query or "") else "udp"
+    try:
+        transport_obj, _ = await asyncio.wait_for(create_turn_endpoint(
+            asyncio.DatagramProtocol, (parsed.hostname, parsed.port or 3478), server.get("username"),
+            server.get("credential"), transport=transport), timeout)
+        transport_obj.close()
+        return f"the relay {url} accepts the credentials, but ICE gathered no relay candidate"
+    except TransactionFailed as exc:
+        code, reason = exc.response.attributes.get("ERROR-CODE", (0, ""))
+        if code == 401:
+            return f"the relay {url} refused the credentials (401 {reason}): wrong secret or expired"
+        return f"the relay {url} refused the allocation ({code} {reason})"
+    except (OSError, TimeoutError) as exc:
+        return f"the relay {url} did not answer ({exc or type(exc).__name__})"

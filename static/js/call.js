@@ -2,7 +2,7 @@
 
 import { ChatView } from "./chat.js";
 import { wireExport } from "./export.js";
-import { api, apiJSON, badgeState, iceServers, negotiate, SERVER } from "./net.js";
+import { api, apiJSON, badgeState, negotiate, rtcConfiguration, SERVER, showRoute } from "./net.js";
 import { $, el, hideBanner, setBadge, showBanner, showError } from "./ui.js";
 
 const AUDIO = { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 };
@@ -128,7 +128,7 @@ async function startCall() {
     state.stream = stream;
     fillDevices(stream.getAudioTracks()[0]?.getSettings().deviceId);
     startMeter(stream);
-    pc = new RTCPeerConnection({ iceServers: await iceServers() });
+    pc = new RTCPeerConnection(await rtcConfiguration());
     state.pc = pc;
     stream.getAudioTracks().forEach((track) => pc.addTrack(track, stream));
     const dc = pc.createDataChannel("events");
@@ -139,6 +139,7 @@ async function startCall() {
       if (state.pc !== pc) return;
       const badge = badgeState(pc.connectionState);
       setBadge(badge);
+      showRoute(pc);
       if (pc.connectionState === "failed") {
         showBanner("The call was disconnected", "The connection to the server was lost. Press Start call to "
           + "connect again.");

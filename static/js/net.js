@@ -59,6 +59,34 @@ export async function iceServers() {
   return (body && body.iceServers) || [];
 }
 
+/** RTCPeerConnection settings: the server's ICE servers (TURN with fresh credentials); `?relay=1` in the page
+ * address forces media through the TURN relay (iceTransportPolicy "relay"), e.g. to test a NAT setup. */
+export async function rtcConfiguration() {
+  const relay = new URLSearchParams(location.search).get("relay") === "1";
+  return { iceServers: await iceServers(), iceTransportPolicy: relay ? "relay" : "all" };
+}
+
+/** "relay" when the selected candidate pair goes through a TURN relay, "direct" otherwise, null if unknown. */
+export async function mediaRoute(pc) {
+  const stats = await pc.getStats();
+  let pairId = null;
+  stats.forEach((s) => { if (s.type === "transport" && s.selectedCandidatePairId) pairId = s.selectedCandidatePairId; });
+  const pair = pairId && stats.get(pairId);
+  const local = pair && stats.get(pair.localCandidateId);
+  if (!local) return null;
+  return local.candidateType === "relay" ? "relay" : "direct";
+}
+
+/** Show the media route next to the connection badge once connected. */
+export async function showRoute(pc) {
+  const el = document.getElementById("route");
+  if (!el) return;
+  const route = pc.connectionState === "connected" ? await mediaRoute(pc) : null;
+  el.hidden = !route;
+  el.dataset.route = route || "";
+  el.textContent = route === "relay" ? "via TURN relay" : route === "direct" ? "direct" : "";
+}
+
 /** Resolve once ICE gathering is complete (aiortc answers with all candidates and does not trickle). */
 export function iceGatheringComplete(pc, timeoutMs = 4000) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
@@ -76,13 +104,33 @@ export function iceGatheringComplete(pc, timeoutMs = 4000) {
 
 /** Offer → POST /api/offer → remote description. Returns the server's answer body ({peer_id, room, …}). */
 export async function negotiate(pc, options) {
+  const iceErrors = [];
+  const onError = (e) => iceErrors.push(e);
+  pc.addEventListener("icecandidateerror", onError);
   await pc.setLocalDescription(await pc.createOffer());
   await iceGatheringComplete(pc);
+  pc.removeEventListener("icecandidateerror", onError);
+  if (pc.getConfiguration().iceTransportPolicy === "relay" && !/ typ relay/.test(pc.localDescription.sdp)) {
+    throw relayError(iceErrors);
+  }
   const answer = await apiJSON("/api/offer", "POST", {
     sdp: pc.localDescription.sdp, type: "offer", ...options,
   });
   await pc.setRemoteDescription({ sdp: answer.sdp, type: answer.type });
   return answer;
+}
+
+/** Why no TURN relay candidate came, from the browser's icecandidateerror events (STUN error codes). */
+function relayError(iceErrors) {
+  const err = new Error("no TURN relay candidate");
+  err.name = "RelayFailed";
+  const auth = iceErrors.find((e) => e.errorCode === 401);
+  const other = iceErrors.find((e) => e.errorCode && e.errorCode !== 701);
+  err.detail = auth ? "The TURN relay refused the credentials (401 Unauthorized): the server's TURN secret does "
+    + "not match the relay's, or the credentials expired."
+    : other ? `The TURN relay answered ${other.errorCode} ${other.errorText || ""}.`
+    : "The TURN relay could not be reached.";
+  return err;
 }
 
 /** Our badge vocabulary for an RTCPeerConnection.connectionState. */
@@ -98,6 +146,9 @@ export function badgeState(connectionState) {
 /** {title, text} in plain words for anything that went wrong while calling. */
 export function describeError(err) {
   const name = err && err.name;
+  if (name === "RelayFailed") {
+    return { title: "The TURN relay cannot be used", text: err.detail };
+  }
   if (name === "ServerUnreachable") {
     return { title: "Cannot reach the callscribe server",
       text: `Cannot reach the callscribe server at ${SERVER || location.origin}. Check that it is running and ` +

@@ -3,7 +3,7 @@
 
 import { ChatView } from "./chat.js";
 import { wireExport } from "./export.js";
-import { badgeState, iceServers, negotiate } from "./net.js";
+import { badgeState, negotiate, rtcConfiguration, showRoute } from "./net.js";
 import { $, hideBanner, setBadge, showError } from "./ui.js";
 
 const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "")
@@ -29,7 +29,7 @@ async function connect() {
   setBadge(state.retries ? "reconnecting" : "connecting");
   let pc = null;
   try {
-    pc = new RTCPeerConnection({ iceServers: await iceServers() });
+    pc = new RTCPeerConnection(await rtcConfiguration());
     state.pc = pc;
     const dc = pc.createDataChannel("events");
     state.dc = dc;
@@ -43,6 +43,7 @@ async function connect() {
     pc.onconnectionstatechange = () => {
       if (state.pc !== pc) return;
       setBadge(badgeState(pc.connectionState));
+      showRoute(pc);
       if (pc.connectionState === "failed" || pc.connectionState === "closed") drop(pc);
     };
     await negotiate(pc, { room });
