@@ -16,7 +16,7 @@ from server.ice import restrict_host_addresses
 from server.ingest import load_audio
 from signaling.app import create_app
 from signaling.client import CallError, call_file, turn_diagnosis
-from turn.coturn import CoturnConfig, TurnError, render_config, start
+from turn.coturn import CoturnConfig, TurnError, render_config, start, wait_listening
 from turn.credentials import mint
 
 
@@ -53,10 +53,7 @@ def coturn(tmp_path_factory):
     cfg = CoturnConfig(secret=secrets.token_hex(16), port=free_udp_port(), min_port=49300, max_port=49400,
                        allow_loopback_peers=True, log_file=log, verbose=True)
     proc, conf = start(cfg)
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not (log.exists() and "listener opened on" in log.read_text()):
-        time.sleep(0.2)
-    assert proc.poll() is None, log.read_text() if log.exists() else "coturn exited"
+    wait_listening(proc, log)
     yield cfg, log
     proc.terminate()
     proc.wait(15)  # coturn needs over a second after SIGTERM

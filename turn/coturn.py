@@ -93,3 +93,22 @@ def start(cfg: CoturnConfig, prefix: Sequence[str] = (), **popen_kwargs) -> tupl
     conf.touch(mode=0o600)  # it holds the shared secret
     conf.write_text(render_config(cfg))
     return subprocess.Popen([*prefix, binary, "-c", str(conf)], **popen_kwargs), conf
+
+
+def wait_listening(proc: subprocess.Popen, log_file: Path, timeout_s: float = 15.0) -> None:
+    """Wait until coturn logged that its listener is open (needs ``CoturnConfig.log_file``).
+
+    Raises:
+        TurnError: coturn exited or did not open its listener in time (its log is quoted).
+    """
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = log_file.read_text() if log_file.exists() else ""
+        if "listener opened on" in text:
+            return
+        if proc.poll() is not None:
+            raise TurnError(f"coturn exited ({proc.returncode}): {text[-1500:]}")
+        time.sleep(0.2)
+    raise TurnError(f"coturn did not open its listener within {timeout_s:g} s")

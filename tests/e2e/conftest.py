@@ -140,8 +140,10 @@ def chromium_wrapper(netns, tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_instance():
+    """Per module: sync Playwright keeps its event loop marked running in this thread while it is alive, which
+    would break every later pytest-asyncio test ("Runner.run() cannot be called from a running event loop")."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:

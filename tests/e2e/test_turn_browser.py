@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from server.ingest import load_audio
-from turn.coturn import CoturnConfig, start
+from turn.coturn import CoturnConfig, start, wait_listening
 
 from .conftest import ARTIFACTS, ServerProcess
 from conftest import write_wav
@@ -35,10 +35,7 @@ def coturn(netns):
     cfg = CoturnConfig(secret=secrets.token_hex(16), port=TURN_PORT, min_port=49300, max_port=49400,
                        allow_loopback_peers=True, log_file=log, verbose=True)
     proc, conf = start(cfg, prefix=netns.cmd())
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline and not (log.exists() and "listener opened on" in log.read_text()):
-        time.sleep(0.2)
-    assert proc.poll() is None, log.read_text() if log.exists() else "coturn exited"
+    wait_listening(proc, log)
     yield cfg, log
     proc.terminate()
     proc.wait(15)
