@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import os
 import sys
 import tempfile
@@ -476,7 +477,7 @@ def partial_stats(run: StreamRun) -> dict:
 def speech_crops(vad_probs: np.ndarray, frame: int, clip: np.ndarray, length_s: float, k: int,
                  min_speech: float = 0.9) -> list[np.ndarray]:
     """Up to ``k`` non-overlapping crops of ``length_s`` whose Silero frames are ≥ min_speech speech."""
-    n_frames = int(round(length_s * SR / frame))
+    n_frames = round(length_s * SR / frame)
     speech = (vad_probs >= 0.5).astype(np.float32)
     if speech.size < n_frames:
         return []
@@ -677,7 +678,7 @@ def main() -> int:
          f(pct(ps["counts"], 95), 1)],
         ["partial decode wall time (s)", len(ps["costs"]), f(pct(ps["costs"], 50)), f(pct(ps["costs"], 95))],
     ]
-    table(["partials on (partial_interval_s = %.1f)" % s.partial_interval_s, "n", "p50", "p95"], rows)
+    table([f"partials on (partial_interval_s = {s.partial_interval_s:.1f})", "n", "p50", "p95"], rows)
     print(f"  partial requests from the segmenter {ps['requests']}, submitted {ps['submitted']} "
           f"(others refused: previous partial in flight or no idle worker), decoded {ps['decoded']}, "
           f"delivered {ps['delivered']} (rest empty text or dropped because the final was queued)")
@@ -714,10 +715,9 @@ def main() -> int:
     libri_path = write_wav(tmp / "librispeech_concat.wav", libri_file.audio)
     file_jobs = [("harvard conversation", conv_path, conv_file), (libri_file.name, libri_path, libri_file)]
     if not quick:
-        file_jobs = [("pyannote_sample.wav", args.data / "pyannote_sample.wav", None),
-                     ("jfk.flac", args.data / "jfk.flac", None)] + file_jobs
+        file_jobs = [("pyannote_sample.wav", args.data / "pyannote_sample.wav", None), ("jfk.flac", args.data / "jfk.flac", None), *file_jobs]
     else:
-        file_jobs = [("jfk.flac", args.data / "jfk.flac", None)] + file_jobs
+        file_jobs = [("jfk.flac", args.data / "jfk.flac", None), *file_jobs]
 
     def run_file(path: Path) -> tuple[list, float, float]:
         t0, c0 = time.perf_counter(), own_cpu_s()
@@ -754,7 +754,7 @@ def main() -> int:
     print(f"  [section 3 took {time.perf_counter() - t_sec:.0f} s]")
 
     # =================================================================================== section 4
-    section("4. Speaker identification (CAM++, cosine, threshold %.2f) on librispeech_test-other_10spk" % s.speaker_threshold)
+    section(f"4. Speaker identification (CAM++, cosine, threshold {s.speaker_threshold:.2f}) on librispeech_test-other_10spk")
     t_sec = time.perf_counter()
     t = time.perf_counter()
     for spk in speakers:
@@ -784,7 +784,7 @@ def main() -> int:
     rows = []
     for L in sorted(crops):
         pooled = {"n_known": 0, "correct": 0, "top1": 0, "n_unk": 0, "fa": 0, "tar": [], "non": []}
-        for fold, enrolled, unknown in folds:
+        for fold, enrolled, _unknown in folds:
             profiles = [all_profiles[f"ls_{spk}"] for spk in enrolled]
             st = {"n_known": 0, "correct": 0, "top1": 0, "n_unk": 0, "fa": 0, "tar": [], "non": []}
             for spk, emb in crops[L]:
@@ -897,7 +897,7 @@ def main() -> int:
             if expected:
                 for i, ks in enumerate(m["per_clip"]):
                     if len(ks) != 1:
-                        gaps = [utts[b].start - utts[a].end for a, b in zip(ks, ks[1:])]
+                        gaps = [utts[b].start - utts[a].end for a, b in itertools.pairwise(ks)]
                         detail_rows.append([name, vad_kind, stream.placed[i].clip.name, len(ks),
                                             "; ".join(f"{utts[k].start:.2f}-{utts[k].end:.2f}" for k in ks),
                                             " ".join(f"{g:.2f}" for g in gaps) or "-"])

@@ -25,7 +25,9 @@ two-speaker harvard pairs.
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
+import operator
 import tempfile
 import time
 from dataclasses import dataclass
@@ -178,7 +180,7 @@ def conversation_harvard(gap_s: float = 0.15):
             ref[Segment(t, t + clip.size / SR), len(ref)] = f"harvard_spk{k}"
             pieces += [clip, gap]
             t += (clip.size + gap.size) / SR
-    audio = np.concatenate(pieces + [np.zeros(SR, np.float32)])  # 1 s of silence closes the last utterance
+    audio = np.concatenate([*pieces, np.zeros(SR, np.float32)])  # 1 s of silence closes the last utterance
     return f"harvard alt. gap {gap_s}s", audio, ref, Timeline([Segment(0, audio.size / SR)]), profiles
 
 
@@ -196,7 +198,7 @@ def false_splits(splitter) -> tuple[list, list]:
             for combo in itertools.permutations(range(6), r):
                 if r == 3 and combo[0] > 1:
                     continue
-                utts.append(np.concatenate(sum(([clips[i], gap] for i in combo), [])[:-1]))
+                utts.append(np.concatenate(functools.reduce(operator.iadd, ([clips[i], gap] for i in combo), [])[:-1]))
         n_split = 0
         for u in utts:
             t = time.perf_counter()
@@ -249,8 +251,10 @@ def main() -> None:
     splitter = TurnSplitter()
     print(f"TurnSplitter loaded in {time.perf_counter() - t:.1f} s; torch threads = {torch.get_num_threads()}")
     with tempfile.TemporaryDirectory() as tmp:
+        # the baseline arm is the utterance pipeline without the product's own turn splitting; the split arm
+        # applies the same TurnSplitter here, per final, so both arms share one transcription run
         settings = Settings(database=Path(tmp) / "profiles.sqlite3", whisper_model="tiny.en", language="en",
-                            asr_workers=1, partials=False)
+                            asr_workers=1, partials=False, split_speaker_turns=False)
         runtime = SpeechRuntime(settings)
         try:
             results, all_cost = [], []

@@ -546,7 +546,7 @@ async def run_callers(runtime, settings: Settings, convs: list[Conversation], st
             end = max(x["end"] for x in fins)
             eos = eos_s = None
             if rec.track is not None and rec.track._t0 is not None:
-                sample = max(0, int(round(end * SR)) - 1)
+                sample = max(0, round(end * SR) - 1)
                 eos = rec.track.wall_of_sample(sample)
                 eos_s = rec.track._t0 + end / SPEED
             utts.append(UttRow(rec.index, uid, min(x["start"] for x in fins), end, fins[-1]["end_reason"], fins,
@@ -632,7 +632,7 @@ def quality(run: RunResult) -> dict:
         owner, counts = match(rec, finals)
         for k in ("ok", "split", "missed", "merged", "extra", "clips"):
             out[k] += counts[k]
-        for fin, o in zip(finals, owner):
+        for fin, o in zip(finals, owner, strict=False):
             expect = rec.conv.placed[o].clip.speaker if o is not None else None
             if expect is None:
                 continue
@@ -645,7 +645,7 @@ def quality(run: RunResult) -> dict:
                                      fin["text"]))
         ref_idx = [i for i, p in enumerate(rec.conv.placed) if p.clip.text]
         refs = [rec.conv.placed[i].clip.text for i in ref_idx]
-        hyps = [fin["text"] for fin, o in zip(finals, owner) if o in ref_idx]
+        hyps = [fin["text"] for fin, o in zip(finals, owner, strict=False) if o in ref_idx]
         out["refs"] += refs
         out["hyps"] += hyps
         out["per_caller_wer"].append(wer_of(" ".join(refs), " ".join(hyps))["wer"])
