@@ -316,3 +316,37 @@ def lay_out(clips: list[Clip], gap_s: float, lead_s: float, tail_s: float,
         pos += clip.audio.size
     parts.append(np.zeros(int(tail_s * SR), np.float32))
     return np.concatenate(parts), placed
+
+
+def match_spans(clips: list[tuple[float, float]], finals: list[tuple[float, float]],
+                min_overlap: float = 0.1) -> dict:
+    """Map finals ``(start, end)`` to clips ``(start, end)`` (seconds) by time overlap.
+
+    Returns ``per_clip`` (final indices per clip), ``owner`` (the clip of each final with most overlap, None
+    when it overlaps none) and the counts ``ok`` (clips with one final), ``split`` (several), ``missed`` (none),
+    ``merged`` (finals over several clips), ``extra`` (finals over no clip).
+    """
+    per_clip: list[list[int]] = [[] for _ in clips]
+    owner: list[int | None] = []
+    merged = extra = 0
+    for k, (f_start, f_end) in enumerate(finals):
+        ov = [max(0.0, min(f_end, c_end) - max(f_start, c_start)) for c_start, c_end in clips]
+        hits = [i for i, o in enumerate(ov) if o >= min_overlap]
+        if len(hits) > 1:
+            merged += 1
+        if not hits:
+            extra += 1
+            owner.append(None)
+            continue
+        for i in hits:
+            per_clip[i].append(k)
+        owner.append(max(range(len(ov)), key=ov.__getitem__))
+    return {
+        "per_clip": per_clip,
+        "owner": owner,
+        "ok": sum(1 for c in per_clip if len(c) == 1),
+        "split": sum(1 for c in per_clip if len(c) > 1),
+        "missed": sum(1 for c in per_clip if not c),
+        "merged": merged,
+        "extra": extra,
+    }

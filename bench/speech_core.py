@@ -41,6 +41,7 @@ from common import (
     load_manifest,
     loadavg,
     machine_summary,
+    match_spans,
     net_attempts_summary,
     own_cpu_s,
     pct,
@@ -156,30 +157,7 @@ def write_wav(path: Path, audio: np.ndarray) -> Path:
 
 def match_finals(stream: Stream, finals: list, min_overlap: float = 0.1) -> dict:
     """Map finals to the placed clips by time overlap; count ok / split / merged / missed / extra."""
-    per_clip: list[list[int]] = [[] for _ in stream.placed]
-    owner: list[int | None] = []
-    merged = extra = 0
-    for k, fin in enumerate(finals):
-        ov = [max(0.0, min(fin.end, p.end) - max(fin.start, p.start)) for p in stream.placed]
-        hits = [i for i, o in enumerate(ov) if o >= min_overlap]
-        if len(hits) > 1:
-            merged += 1
-        if not hits:
-            extra += 1
-            owner.append(None)
-            continue
-        for i in hits:
-            per_clip[i].append(k)
-        owner.append(int(np.argmax(ov)))
-    return {
-        "per_clip": per_clip,
-        "owner": owner,
-        "ok": sum(1 for c in per_clip if len(c) == 1),
-        "split": sum(1 for c in per_clip if len(c) > 1),
-        "missed": sum(1 for c in per_clip if not c),
-        "merged": merged,
-        "extra": extra,
-    }
+    return match_spans([(p.start, p.end) for p in stream.placed], [(f.start, f.end) for f in finals], min_overlap)
 
 
 @dataclass

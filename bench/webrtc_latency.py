@@ -45,6 +45,7 @@ from common import (
     load_manifest,
     loadavg,
     machine_summary,
+    match_spans,
     net_attempts_summary,
     own_cpu_s,
     pct,
@@ -258,6 +259,9 @@ class _TimedHttp:
 
     def post(self, *a, **k):
         return _TimedRequest(self._s.post(*a, **k))
+
+    def __getattr__(self, name):  # get (the /api/ice-servers request) and the rest: the real session's
+        return getattr(self._s, name)
 
 
 class _AiohttpForClient:
@@ -601,23 +605,8 @@ def match(rec: CallerRec, finals: list[dict]) -> tuple[list[int | None], dict]:
     """Owner clip (index into rec.conv.placed) of each final by time overlap (stream time of the client track)."""
     base = (rec.buf_pts or 0) / SR
     placed = [(p, base + p.start, base + p.end) for p in rec.conv.placed]
-    per_clip = [0] * len(placed)
-    owner, merged, extra = [], 0, 0
-    for fin in finals:
-        ov = [max(0.0, min(fin["end"], b) - max(fin["start"], a)) for _, a, b in placed]
-        hits = [i for i, o in enumerate(ov) if o >= 0.1]
-        if len(hits) > 1:
-            merged += 1
-        if not hits:
-            extra += 1
-            owner.append(None)
-            continue
-        for i in hits:
-            per_clip[i] += 1
-        owner.append(int(np.argmax(ov)))
-    return owner, {"ok": sum(1 for c in per_clip if c == 1), "split": sum(1 for c in per_clip if c > 1),
-                   "missed": sum(1 for c in per_clip if c == 0), "merged": merged, "extra": extra,
-                   "clips": len(placed)}
+    m = match_spans([(a, b) for _, a, b in placed], [(fin["start"], fin["end"]) for fin in finals])
+    return m["owner"], {**{k: m[k] for k in ("ok", "split", "missed", "merged", "extra")}, "clips": len(placed)}
 
 
 def quality(run: RunResult) -> dict:
