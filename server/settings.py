@@ -90,9 +90,10 @@ class Settings(BaseSettings):
     cert: Path | None = Field(None, description="TLS certificate (PEM); browsers need https except on localhost")
     key: Path | None = Field(None, description="TLS private key (PEM)")
     max_peers: int = Field(
-        2, ge=1, description="concurrent calls; more are refused with 503 server_busy. On 2 CPU cores (Whisper base "
-        "int8) 4 real-time callers overloaded the decoder (end of speech -> final p50 14.6 s; 1 caller 2.0 s, "
-        "2 callers 3.1 s: bench/webrtc_latency.py); raise it with more cores or a GPU"
+        4, ge=1, description="concurrent calls; more are refused with 503 server_busy. On 2 idle CPU cores (Whisper "
+        "base int8) end of speech -> final p50/p95 was 1.85/2.05 s with 1 caller, 1.96/2.92 s with 2, 2.76/3.49 s "
+        "with 4 (bench/webrtc_latency.py); with one core taken by another process 4 callers fell behind (p50 "
+        "14.6 s), which max_queue guards against"
     )
     idle_timeout_s: float = Field(60.0, gt=0, description="close a call with neither speech nor messages this long")
     ice_servers: list[dict] = Field(
