@@ -116,7 +116,7 @@ class SpeechRuntime:
 
     def partial(self, audio: np.ndarray, *, language: str | None) -> AsrResult:
         assert self.asr is not None, "runtime was created without ASR"
-        return self.asr.transcribe(audio[-28 * SAMPLE_RATE :], language=language, partial=True)
+        return self.asr.transcribe(audio, language=language, partial=True)
 
     def close(self) -> None:
         self.pool.close()

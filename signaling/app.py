@@ -92,6 +92,11 @@ def _admission(app: web.Application, listen_only: bool) -> web.Response | None:
                       headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
+def _listen_only(sdp: str) -> bool:
+    """An offer without an audio m-line is a room viewer (data channel only)."""
+    return "m=audio" not in sdp
+
+
 async def _start_call(app: web.Application, sdp: str, sdp_type: str,
                       options: protocol.SessionOptions) -> tuple[CallPeer, RTCSessionDescription]:
     """Create a peer for an offer. Raises ``web.HTTPBadRequest``-style responses as exceptions."""
@@ -105,9 +110,8 @@ async def _start_call(app: web.Application, sdp: str, sdp_type: str,
         if peers.pop(peer.id, None) is not None:
             app[METRICS].peers.dec()
 
-    listen_only = "m=audio" not in sdp  # a room viewer: data channel only
     peer = CallPeer(app[RUNTIME], options, app[ROOMS].get(options.room), on_closed, app[METRICS], app[SETTINGS],
-                    listen_only=listen_only)
+                    listen_only=_listen_only(sdp))
     peers[peer.id] = peer
     app[METRICS].peers.inc()
     app[METRICS].peers_total.inc()
@@ -146,7 +150,7 @@ async def offer(request: web.Request) -> web.Response:
         options = protocol.SessionOptions(**body)
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
         return json_error(400, "bad_request", f'expected {{"sdp": str, "type": "offer", options…}}: {exc}')
-    if busy := _admission(request.app, listen_only="m=audio" not in sdp):
+    if busy := _admission(request.app, listen_only=_listen_only(sdp)):
         return busy
     try:
         peer, answer = await _start_call(request.app, sdp, sdp_type, options)
@@ -166,7 +170,7 @@ async def whip(request: web.Request) -> web.Response:
     except ValidationError as exc:
         return json_error(400, "bad_request", f"bad query options: {exc.errors()[0]['msg']}")
     sdp = await request.text()
-    if busy := _admission(request.app, listen_only="m=audio" not in sdp):
+    if busy := _admission(request.app, listen_only=_listen_only(sdp)):
         return busy
     try:
         peer, answer = await _start_call(request.app, sdp, "offer", options)
