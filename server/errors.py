@@ -29,9 +29,3 @@ class StoreError(CallscribeError):
     """The profile database is locked, unreadable or not a callscribe database."""
 
     code = "store_error"
-
-
-class BusyError(CallscribeError):
-    """The shared engine's queue is full; retry later."""
-
-    code = "server_busy"

@@ -18,7 +18,7 @@ For webrtcvad (probabilities 0 or 1) the hysteresis has no effect.
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -95,7 +95,6 @@ class _Open:
     confirmed: bool = False
     last_partial_frame: int = 0
     silence_run: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class Segmenter:
@@ -132,10 +131,6 @@ class Segmenter:
     def now(self) -> float:
         """Stream time (s) of the end of the last frame pushed."""
         return self.time_of(self._frame_index)
-
-    @property
-    def in_utterance(self) -> bool:
-        return self._open is not None and self._open.confirmed
 
     # -- input ---------------------------------------------------------------------------------
     def push(self, frame: np.ndarray, prob: float) -> list[SegmenterEvent]:

@@ -92,8 +92,3 @@ def normalise(v: np.ndarray) -> np.ndarray:
     """L2-normalise ``float32[d]`` (a zero vector stays zero)."""
     n = float(np.linalg.norm(v))
     return (v / n).astype(np.float32) if n > 0 else v.astype(np.float32)
-
-
-def cosine(a: np.ndarray, b: np.ndarray) -> float:
-    """Cosine similarity of two vectors, in [-1, 1]."""
-    return float(np.dot(normalise(a), normalise(b)))

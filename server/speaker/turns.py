@@ -57,7 +57,6 @@ class TurnSplitter:
         self._torch = torch
         self.model = model.eval()
         self.powerset = Powerset(len(spec.classes), spec.powerset_max_classes)
-        self.window_s = float(spec.duration)
         self.min_turn_s = min_turn_s
         self._lock = threading.Lock()
 
