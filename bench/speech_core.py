@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import contextlib
 import itertools
 import os
 import sys
@@ -60,13 +61,15 @@ guard_network("bench/speech_core.py")
 
 import numpy as np  # noqa: E402
 
-from server import SAMPLE_RATE, events  # noqa: E402
-from server.filemode import enroll_files, transcribe_file  # noqa: E402
-from server.ingest import load_audio  # noqa: E402
-from server.processor import StreamProcessor  # noqa: E402
+from server import SAMPLE_RATE  # noqa: E402
+from server.audio.ingest import load_audio  # noqa: E402
+from server.audio.vad import SileroVad, VadStream, make_classifier  # noqa: E402
+from server.compute.runtime import SpeechRuntime, limit_torch_threads  # noqa: E402
 from server.settings import Settings  # noqa: E402
 from server.speaker.identify import decide, score_profiles  # noqa: E402
-from server.vad import SileroVad, VadStream, make_classifier  # noqa: E402
+from server.stream import events  # noqa: E402
+from server.stream.filemode import enroll_files, transcribe_file  # noqa: E402
+from server.stream.processor import StreamProcessor  # noqa: E402
 
 SR = SAMPLE_RATE
 CHUNK = SR * 20 // 1000  # 20 ms, as a WebRTC peer delivers
@@ -180,15 +183,24 @@ def group_utts(finals: list) -> list[Utt]:
 
 
 # =====================================================================================================
-# instrumentation of one stream (no change to the product: a subclass hook + timing wrappers)
+# instrumentation of one stream (no change to the product: the observers it takes, see server.compute.workpool
+# JobObserver and server.stream.processor StreamObserver)
 # =====================================================================================================
+_PERF_MINUS_MONO = time.perf_counter() - time.monotonic()
+
+
+def perf_of(monotonic_s: float) -> float:
+    """A ``time.monotonic()`` reading (what the pool reports) on this script's ``time.perf_counter()`` clock."""
+    return monotonic_s + _PERF_MINUS_MONO
+
+
 class Recorder:
+    """What one real-time stream did: its events, endpoint decisions, partial requests and model calls."""
+
     def __init__(self) -> None:
         self.events: list[tuple[float, object]] = []  # (wall, event)
-        self.decisions: dict[int, tuple[float, float, str]] = {}  # uid -> (wall, stream now, reason)
-        self.audio_of: dict[int, tuple[str, int]] = {}  # id(seg.audio) -> (kind, uid)
-        self.keep: list[np.ndarray] = []  # keeps the arrays alive so their ids stay unique
-        self.calls: dict[int, tuple[float, float]] = {}  # id(audio) -> (start, end) of the model call
+        self.decisions: dict[int, tuple[float, str]] = {}  # uid -> (wall, reason)
+        self.final_calls: dict[int, tuple[float, float]] = {}  # uid -> (start, end) of the final's model call
         self.partial_calls: list[tuple[float, float, int | None]] = []
         self.partial_requests = 0
         self.partial_submitted = 0
@@ -198,77 +210,60 @@ class Recorder:
         self.events.append((time.perf_counter(), ev))
 
 
-def instrumented_processor(runtime, rec: Recorder, **kwargs) -> StreamProcessor:
-    class Proc(StreamProcessor):
-        def _submit_final(self, seg, reason):
-            rec.decisions[seg.utterance_id] = (time.perf_counter(), self.now, reason)
-            rec.audio_of[id(seg.audio)] = ("final", seg.utterance_id)
-            rec.keep.append(seg.audio)
-            super()._submit_final(seg, reason)
+class BenchObserver:
+    """The runtime's JobObserver and every measured stream's StreamObserver: hands each call to the
+    :class:`Recorder` of the stream it names (by ``stream_id``); other streams' jobs (enrollment, file mode) are
+    not recorded."""
 
-        def _submit_partial(self, seg):
+    def __init__(self) -> None:
+        self.recorders: dict[str, Recorder] = {}
+
+    # StreamObserver (producer thread)
+    def endpoint(self, stream_id: str, utterance_id: int, reason: str) -> None:
+        rec = self.recorders.get(stream_id)
+        if rec is not None:
+            rec.decisions[utterance_id] = (time.perf_counter(), reason)
+
+    def partial_request(self, stream_id: str, utterance_id: int, outcome: str) -> None:
+        rec = self.recorders.get(stream_id)
+        if rec is not None:
             rec.partial_requests += 1
-            before = self._partial_inflight
-            rec.audio_of[id(seg.audio)] = ("partial", seg.utterance_id)
-            rec.keep.append(seg.audio)
-            super()._submit_partial(seg)
-            if self._partial_inflight is not before:
-                rec.partial_submitted += 1
+            rec.partial_submitted += outcome == "submitted"
 
-    return Proc(runtime, rec.sink, **kwargs)
-
-
-class ModelTimers:
-    """Wrap runtime.finalize / runtime.partial (instance attributes) to time each model call."""
-
-    def __init__(self, runtime, rec: Recorder) -> None:
-        self.runtime, self.rec = runtime, rec
-
-    def __enter__(self):
-        rt, rec = self.runtime, self.rec
-        fin, par = rt.finalize, rt.partial
-
-        def finalize(audio, *a, **k):
-            t = time.perf_counter()
-            try:
-                return fin(audio, *a, **k)
-            finally:
-                rec.calls[id(audio)] = (t, time.perf_counter())
-
-        def partial(audio, *a, **k):
-            t = time.perf_counter()
-            try:
-                return par(audio, *a, **k)
-            finally:
-                t1 = time.perf_counter()
-                rec.calls[id(audio)] = (t, t1)
-                uid = rec.audio_of.get(id(audio), (None, None))[1]
-                with rec.lock:
-                    rec.partial_calls.append((t, t1, uid))
-
-        rt.finalize, rt.partial = finalize, partial
-        return self
-
-    def __exit__(self, *exc):
-        for name in ("finalize", "partial"):
-            self.runtime.__dict__.pop(name, None)
-        return False
+    # JobObserver (worker threads)
+    def job_finished(self, job, started: float, ended: float, ok: bool) -> None:
+        rec = self.recorders.get(job.stream_id)
+        if rec is None:
+            return
+        span = (perf_of(started), perf_of(ended))
+        with rec.lock:
+            if job.kind == "final":
+                rec.final_calls[job.utterance_id] = span
+            elif job.kind == "partial":
+                rec.partial_calls.append((*span, job.utterance_id))
 
 
-def override_settings(runtime, **update):
-    """Context manager: swap runtime.settings for a copy with ``update`` (streams read it at creation)."""
+OBSERVER = BenchObserver()
+_STREAM_IDS = itertools.count()
 
-    class _Ctx:
-        def __enter__(self_inner):
-            self_inner.old = runtime.settings
-            runtime.settings = Settings(**{**runtime.settings.model_dump(), **update})
-            return runtime.settings
 
-        def __exit__(self_inner, *exc):
-            runtime.settings = self_inner.old
-            return False
+def observed_processor(runtime, rec: Recorder, **kwargs) -> StreamProcessor:
+    """A StreamProcessor whose decisions and model jobs land in ``rec``."""
+    stream_id = f"bench-{next(_STREAM_IDS)}"
+    OBSERVER.recorders[stream_id] = rec
+    return StreamProcessor(runtime, rec.sink, stream_id=stream_id, observer=OBSERVER, **kwargs)
 
-    return _Ctx()
+
+@contextlib.contextmanager
+def runtime_with(runtime, **update):
+    """A runtime over the same models and profile store with ``update`` applied to its settings (streams read
+    them at creation); its own worker pool (as many workers) is closed on exit, the shared store is not."""
+    other = SpeechRuntime(Settings(**{**runtime.settings.model_dump(), **update}), store=runtime.store,
+                          embedder=runtime.embedder, asr=runtime.asr, turns=runtime.turns, observer=OBSERVER)
+    try:
+        yield other
+    finally:
+        other.pool.close()
 
 
 # =====================================================================================================
@@ -330,23 +325,22 @@ def stream_realtime(runtime, stream: Stream, *, partials: bool, label: str) -> S
     arrivals_pos: list[float] = []
     arrivals_wall: list[float] = []
     max_lag = 0.0
-    with ModelTimers(runtime, rec):
-        proc = instrumented_processor(runtime, rec, partials=partials)
-        audio = stream.audio
-        t0 = time.perf_counter()
-        for i in range(0, audio.size, CHUNK):
-            chunk = audio[i : i + CHUNK]
-            due = t0 + (i + chunk.size) / SR  # the chunk is complete at this wall time
-            delay = due - time.perf_counter()
-            if delay > 0:
-                time.sleep(delay)
-            now = time.perf_counter()
-            max_lag = max(max_lag, now - due)
-            arrivals_pos.append((i + chunk.size) / SR)
-            arrivals_wall.append(now)
-            proc.push(chunk)
-        proc.close()
-        wall = time.perf_counter() - t0
+    proc = observed_processor(runtime, rec, partials=partials)
+    audio = stream.audio
+    t0 = time.perf_counter()
+    for i in range(0, audio.size, CHUNK):
+        chunk = audio[i : i + CHUNK]
+        due = t0 + (i + chunk.size) / SR  # the chunk is complete at this wall time
+        delay = due - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        now = time.perf_counter()
+        max_lag = max(max_lag, now - due)
+        arrivals_pos.append((i + chunk.size) / SR)
+        arrivals_wall.append(now)
+        proc.push(chunk)
+    proc.close()
+    wall = time.perf_counter() - t0
 
     finals, partial_walls, errors = {}, {}, []
     for wall_t, ev in rec.events:
@@ -364,10 +358,7 @@ def stream_realtime(runtime, stream: Stream, *, partials: bool, label: str) -> S
         first = evs[0]
         k = min(bisect.bisect_left(arrivals_pos, u.end - 1e-6), len(arrivals_wall) - 1)
         dec = rec.decisions.get(uid)
-        call = None
-        for aid, (kind, owner_uid) in rec.audio_of.items():
-            if kind == "final" and owner_uid == uid:
-                call = rec.calls.get(aid)
+        call = rec.final_calls.get(uid)
         utts.append(UttStat(uid, u.start, u.end, u.text, first.speaker, first.speaker_reason, first.score,
                             first.end_reason, wall_t, arrivals_wall[k], dec[0] if dec else None, call,
                             partial_walls.get(uid, []), evs))
@@ -514,17 +505,19 @@ def main() -> int:
     settings = Settings(**overrides)
 
     # -------------------------------------------------------------------------------- model loading
-    import server.runtime as rt_mod
+    # the runtime's collaborators are built here, one at a time and timed, and handed to SpeechRuntime (what
+    # SpeechRuntime.from_settings does, in the same order); OBSERVER sees every model job and stream decision
+    from server.asr.engine import WhisperEngine
+    from server.speaker.embedding import SpeakerEmbedder
+    from server.store.profiles import ProfileStore
 
     load_times: dict[str, float] = {}
 
-    def timed(name, factory):
-        def make(*a, **k):
-            t = time.perf_counter()
-            obj = factory(*a, **k)
-            load_times[name] = time.perf_counter() - t
-            return obj
-        return make
+    def timed(name, factory, *a, **k):
+        t = time.perf_counter()
+        obj = factory(*a, **k)
+        load_times[name] = time.perf_counter() - t
+        return obj
 
     rss_before = rss_now_mb()
     t = time.perf_counter()
@@ -534,25 +527,22 @@ def main() -> int:
     import ctranslate2  # noqa: F401
     import faster_whisper  # noqa: F401
     load_times["import faster_whisper + ctranslate2"] = time.perf_counter() - t
-    orig_engine, orig_embedder = rt_mod.WhisperEngine, rt_mod.SpeakerEmbedder
-    turns_mod = None
+    t_runtime = time.perf_counter()
+    store = ProfileStore(settings.database)
+    embedder = timed("CAM++ speaker model", SpeakerEmbedder, settings.speaker_model, settings.device)
+    if embedder.device == "cpu" and settings.cpu_threads:
+        limit_torch_threads(settings.cpu_threads)
+    asr = timed("Whisper model (verify sha256 + load)", WhisperEngine, settings)
+    turn_finder = None
     if settings.split_speaker_turns:
-        try:
-            import server.speaker.turns as turns_mod
-            orig_turns = turns_mod.TurnSplitter
-            turns_mod.TurnSplitter = timed("pyannote segmentation-3.0 (turn splitter, incl. import)", orig_turns)
-        except ImportError:
-            turns_mod = None
-    rt_mod.WhisperEngine = timed("Whisper model (verify sha256 + load)", orig_engine)
-    rt_mod.SpeakerEmbedder = timed("CAM++ speaker model", orig_embedder)
-    try:
-        t = time.perf_counter()
-        runtime = rt_mod.SpeechRuntime(settings)
-        load_times["SpeechRuntime total"] = time.perf_counter() - t
-    finally:
-        rt_mod.WhisperEngine, rt_mod.SpeakerEmbedder = orig_engine, orig_embedder
-        if turns_mod is not None:
-            turns_mod.TurnSplitter = orig_turns
+        def load_turns():
+            from server.speaker.turns import TurnSplitter
+
+            return TurnSplitter(settings.segmentation_model, min_turn_s=settings.min_identify_s)
+
+        turn_finder = timed("pyannote segmentation-3.0 (turn splitter, incl. import)", load_turns)
+    runtime = SpeechRuntime(settings, store=store, embedder=embedder, asr=asr, turns=turn_finder, observer=OBSERVER)
+    load_times["SpeechRuntime total"] = time.perf_counter() - t_runtime
     t = time.perf_counter()
     make_classifier("silero")
     load_times["Silero VAD session (per stream)"] = time.perf_counter() - t
@@ -697,9 +687,9 @@ def main() -> int:
     else:
         file_jobs = [("jfk.flac", args.data / "jfk.flac", None), *file_jobs]
 
-    def run_file(path: Path) -> tuple[list, float, float]:
+    def run_file(path: Path, rt=runtime) -> tuple[list, float, float]:
         t0, c0 = time.perf_counter(), own_cpu_s()
-        finals = transcribe_file(runtime, path)
+        finals = transcribe_file(rt, path)
         return finals, time.perf_counter() - t0, own_cpu_s() - c0
 
     file_results: dict[str, tuple] = {}
@@ -711,8 +701,8 @@ def main() -> int:
         file_results[(name, s.vad)] = (finals, wall, cpu, audio_s)
         if stream is not None:  # the other VAD right away, under the same machine load, for section 5
             other = "webrtc" if s.vad == "silero" else "silero"
-            with override_settings(runtime, vad=other):
-                file_results[(name, other)] = (*run_file(path), audio_s)
+            with runtime_with(runtime, vad=other) as rt_other:
+                file_results[(name, other)] = (*run_file(path, rt_other), audio_s)
         tot_audio += audio_s
         tot_wall += wall
         ref = None
@@ -842,8 +832,8 @@ def main() -> int:
             if (name, vad_kind) in file_results:  # run in section 3, back to back with the other VAD
                 finals, wall, cpu, _ = file_results[(name, vad_kind)]
             else:
-                with override_settings(runtime, vad=vad_kind):
-                    finals, wall, cpu = run_file(path)
+                with runtime_with(runtime, vad=vad_kind) as rt_other:
+                    finals, wall, cpu = run_file(path, rt_other)
             utts = group_utts(finals)
             m = match_finals(stream, utts)
             if kind == "pseudo":

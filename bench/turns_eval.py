@@ -2,8 +2,9 @@
 
 Run: ``.venv/bin/python bench/turns_eval.py`` (needs ../shared/data/speech; ~1–2 min on 2 CPU cores).
 
-Two conversations go through the real streaming pipeline (:class:`server.processor.StreamProcessor`: Silero VAD,
-endpointing, CAM++, voice profiles; Whisper tiny.en only because the pipeline needs an ASR):
+Two conversations go through the real streaming pipeline (:class:`server.stream.processor.StreamProcessor`: VAD,
+endpointing, CAM++, voice profiles; Whisper tiny.en only because the pipeline needs an ASR); each final's audio
+comes from the runtime's job observer (nothing in the product is patched or subclassed):
 
 A. ``pyannote_sample.wav`` (30 s, 2 speakers) against ``pyannote_sample.rttm``. Profiles: for each RTTM speaker,
    its longest stretches of *exclusive* reference speech, longest first, up to 5 s (this audio is also part of the
@@ -29,6 +30,7 @@ import functools
 import itertools
 import operator
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,30 +59,64 @@ def trim(audio: np.ndarray, rel_db: float = -35.0, frame: int = 320, margin_s: f
     return audio[max(0, loud[0] * frame - m): min(audio.size, (loud[-1] + 1) * frame + m)]
 
 
-# -- pipeline run that also keeps each final's Segment -------------------------------------------------
+# -- pipeline run that also keeps each final's audio -----------------------------------------------------
+class FinalAudio:
+    """JobObserver of the runtime (``SpeechRuntime.from_settings(..., observer=)``): keeps the audio of every
+    final job, by (stream id, utterance id)."""
+
+    def __init__(self) -> None:
+        self.audio: dict[tuple[str, int], np.ndarray] = {}
+        self.lock = threading.Lock()
+
+    def job_finished(self, job, started: float, ended: float, ok: bool) -> None:
+        if job.kind == "final":
+            with self.lock:
+                self.audio[(job.stream_id, job.utterance_id)] = job.audio
+
+
 @dataclass
 class Utt:
-    seg: object  # server.segmenter.Segment
-    final: object  # server.events.Final
+    seg: object  # server.stream.segmenter.Segment
+    final: object  # server.stream.events.Final
 
 
-def run_stream(runtime, audio: np.ndarray) -> list[Utt]:
-    from server import events
-    from server.processor import StreamProcessor
+def audio_start(stream: np.ndarray, piece: np.ndarray, start: float, frame: int) -> float:
+    """Stream time of ``piece[0]``: an utterance's audio is a run of whole VAD frames of the pushed stream that
+    begins at or before its first speech frame (pre-roll, or a max-length cut), so the frame is searched
+    backwards from ``start``."""
+    for k in range(round(start * SR / frame), -1, -1):
+        if np.array_equal(stream[k * frame: k * frame + piece.size], piece):
+            return k * frame / SR
+    raise ValueError(f"the audio of the utterance at {start:.2f} s is not in the stream")
 
-    class Capturing(StreamProcessor):
-        def _submit_final(self, seg, reason):
-            segs[seg.utterance_id] = seg
-            super()._submit_final(seg, reason)
 
-    segs: dict = {}
+_STREAMS = itertools.count()
+
+
+def run_stream(runtime, captured: FinalAudio, audio: np.ndarray) -> list[Utt]:
+    """The pipeline's finals of ``audio`` and, for each, the utterance as the pipeline cut it (its Segment,
+    rebuilt from the final and the audio of its final job)."""
+    from server.stream import events
+    from server.stream.processor import StreamProcessor
+    from server.stream.segmenter import Segment
+
+    stream_id = f"turns-eval-{next(_STREAMS)}"
     out: list = []
-    proc = Capturing(runtime, out.append, language="en", block=True, partials=False)
+    proc = StreamProcessor(runtime, out.append, language="en", block=True, partials=False, stream_id=stream_id)
     for i in range(0, audio.size, SR):
         proc.push(audio[i: i + SR])
     proc.close()
-    finals = [ev for ev in out if isinstance(ev, events.Final)]
-    return [Utt(segs[f.utterance_id], f) for f in finals]
+    frame = proc.vad.frame_samples
+
+    def on_frame(t: float) -> float:  # a final's rounded time back on the frame grid (the segmenter's clock)
+        return round(t * SR / frame) * frame / SR
+
+    utts = []
+    for fin in (ev for ev in out if isinstance(ev, events.Final)):
+        piece = captured.audio[(stream_id, fin.utterance_id)]
+        utts.append(Utt(Segment(fin.utterance_id, on_frame(fin.start), on_frame(fin.end), piece,
+                                audio_start(audio, piece, fin.start, frame)), fin))
+    return utts
 
 
 def hypotheses(utts: list[Utt], splitter, runtime) -> tuple:
@@ -103,7 +139,7 @@ def hypotheses(utts: list[Utt], splitter, runtime) -> tuple:
         if len(parts) == 1:
             split[Segment(seg.start, seg.end), (k, 0)] = fin.speaker
             # the tracker remembers the pipeline's own decision (what rule 2 carries to the next utterance)
-            tracker._last = (SpeakerDecision(fin.speaker, fin.speaker_id, fin.score, fin.speaker_reason), seg.end)
+            tracker._last = (SpeakerDecision(fin.identity, fin.score, fin.speaker_reason), seg.end)
             labels.append(fin.speaker)
         else:
             for j, (a, b) in enumerate(parts):
@@ -132,18 +168,20 @@ def score(reference, hyp, uem) -> dict:
 
 
 def enroll(runtime, profiles: dict[str, np.ndarray], source: str) -> None:
+    from server.compute.jobs import EnrollJob
+
     for p in runtime.profiles():
         runtime.store.delete(p.name)
     runtime.invalidate_profiles()
     for name, audio in profiles.items():
-        runtime.enroll(name, audio, audio.size / SR, source)
+        runtime.enroll(EnrollJob(name=name, audio=audio, speech_s=audio.size / SR, source=source))
 
 
 # -- conversations -------------------------------------------------------------------------------------
 def conversation_pyannote():
     from pyannote.core import Annotation, Segment, Timeline
 
-    from server.ingest import iter_file
+    from server.audio.ingest import iter_file
 
     audio = np.concatenate(list(iter_file(DATA / "pyannote_sample.wav")))
     ref = Annotation(uri="sample")
@@ -243,7 +281,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    from server.runtime import SpeechRuntime
+    from server.compute.runtime import SpeechRuntime
     from server.settings import Settings
     from server.speaker.turns import TurnSplitter
 
@@ -255,12 +293,13 @@ def main() -> None:
         # applies the same TurnSplitter here, per final, so both arms share one transcription run
         settings = Settings(database=Path(tmp) / "profiles.sqlite3", whisper_model="tiny.en", language="en",
                             asr_workers=1, partials=False, split_speaker_turns=False)
-        runtime = SpeechRuntime(settings)
+        captured = FinalAudio()
+        runtime = SpeechRuntime.from_settings(settings, observer=captured)
         try:
             results, all_cost = [], []
             for name, audio, ref, uem, profiles in (conversation_pyannote(), conversation_harvard()):
                 enroll(runtime, profiles, name)
-                utts = run_stream(runtime, audio)
+                utts = run_stream(runtime, captured, audio)
                 base, split, rows, cost = hypotheses(utts, splitter, runtime)
                 all_cost += cost
                 print(f"\n== {name}: {audio.size / SR:.1f} s, {len(utts)} utterances; profiles "

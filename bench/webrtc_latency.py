@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """End-to-end WebRTC latency benchmark for callscribe (a benchmark, not a test: it prints figures, asserts nothing).
 
-The real signaling app (``signaling.app.create_app``) runs in-process on 127.0.0.1 (aiohttp ``TestServer``) over
-one shared :class:`server.runtime.SpeechRuntime`; real Python clients (``signaling.client.CallSession``, aiortc,
+The real signaling app (``server.compose.create_app``) runs in-process on 127.0.0.1 (aiohttp ``TestServer``) over
+one shared :class:`server.compute.runtime.SpeechRuntime`; real Python clients (``signaling.client.CallSession``, aiortc,
 Opus) call it over WebRTC on loopback, sending real recordings paced to the wall clock (speed 1.0). For 1, 2 and
 4 simultaneous callers it reports:
 
@@ -17,6 +17,11 @@ Run: ``.venv/bin/python bench/webrtc_latency.py [--callers 1,2,4] [--language en
 127.0.0.1: ICE host candidates are restricted to 127.0.0.1, no STUN/TURN server is configured, hub variables are
 offline, and every IP connection, datagram or name lookup of this process to another address is refused and
 counted (the last section prints the count). See bench/README.md for the definitions.
+
+Nothing in the product is patched: server-side decision, queue and model-call times come from a StreamObserver
+given to ``create_app(..., observer=)`` and a JobObserver given to ``SpeechRuntime.from_settings(..., observer=)``
+(both :class:`ServerProbe`, keyed by (peer id, utterance id)); the offer POST is timed by aiohttp request tracing
+on the session handed to ``CallSession(http=...)``.
 """
 
 from __future__ import annotations
@@ -24,7 +29,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import bisect
-import contextvars
 import logging
 import os
 import sys
@@ -66,13 +70,12 @@ import aiohttp  # noqa: E402
 import numpy as np  # noqa: E402
 from aiohttp.test_utils import TestServer  # noqa: E402
 
-import signaling.client as client_mod  # noqa: E402
 from server import SAMPLE_RATE  # noqa: E402
-from server.ice import restrict_host_addresses  # noqa: E402
-from server.ingest import load_audio  # noqa: E402
-from server.processor import StreamProcessor  # noqa: E402
+from server.audio.ingest import load_audio  # noqa: E402
+from server.compose import create_app  # noqa: E402
 from server.settings import Settings  # noqa: E402
-from signaling.app import PEERS, create_app  # noqa: E402
+from server.webrtc.ice import restrict_host_addresses  # noqa: E402
+from signaling.app import PEERS  # noqa: E402
 from signaling.client import FRAME_SAMPLES, CallSession, FileAudioTrack  # noqa: E402
 
 SR = SAMPLE_RATE
@@ -158,7 +161,8 @@ def conversation_for(caller: int, harvard: dict, libri: list[Clip]) -> Conversat
 
 
 # =====================================================================================================
-# client-side instrumentation (subclasses and a wrapper: signaling/client.py is used as it is)
+# client-side instrumentation (a track subclass, and aiohttp request tracing on the HTTP session handed to
+# CallSession(http=...)): signaling/client.py is used as it is
 # =====================================================================================================
 class TimedTrack(FileAudioTrack):
     """FileAudioTrack that records, for every frame, its pts and the wall time it was handed to the encoder,
@@ -224,52 +228,25 @@ class CallerRec:
             self.t_ready = mono()
 
 
-CURRENT: contextvars.ContextVar[CallerRec | None] = contextvars.ContextVar("caller", default=None)
+def offer_timer(rec: CallerRec) -> aiohttp.TraceConfig:
+    """aiohttp request tracing that stamps ``rec.t_post`` / ``rec.t_answer`` around the offer POST (request
+    sent / response headers in); the session carrying it is handed to ``CallSession(http=...)``."""
 
+    def is_offer(params) -> bool:
+        return params.method == "POST" and params.url.path == "/api/offer"
 
-class _TimedRequest:
-    def __init__(self, cm) -> None:
-        self._cm = cm
-
-    async def __aenter__(self):
-        rec = CURRENT.get()
-        if rec is not None:
+    async def on_start(_session, _ctx, params) -> None:
+        if is_offer(params):
             rec.t_post = mono()
-        resp = await self._cm.__aenter__()
-        if rec is not None:
+
+    async def on_end(_session, _ctx, params) -> None:
+        if is_offer(params):
             rec.t_answer = mono()
-        return resp
 
-    async def __aexit__(self, *exc):
-        return await self._cm.__aexit__(*exc)
-
-
-class _TimedHttp:
-    """Stands in for ``aiohttp.ClientSession`` inside signaling.client only: times the offer POST per caller."""
-
-    def __init__(self, *a, **k) -> None:
-        self._s = aiohttp.ClientSession(*a, **k)
-
-    async def __aenter__(self):
-        await self._s.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc):
-        return await self._s.__aexit__(*exc)
-
-    def post(self, *a, **k):
-        return _TimedRequest(self._s.post(*a, **k))
-
-    def __getattr__(self, name):  # get (the /api/ice-servers request) and the rest: the real session's
-        return getattr(self._s, name)
-
-
-class _AiohttpForClient:
-    ClientSession = _TimedHttp
-    ClientError = aiohttp.ClientError
-
-
-client_mod.aiohttp = _AiohttpForClient  # the client module's view of aiohttp only
+    trace = aiohttp.TraceConfig()
+    trace.on_request_start.append(on_start)
+    trace.on_request_end.append(on_end)
+    return trace
 
 
 class BenchSession(CallSession):
@@ -279,72 +256,49 @@ class BenchSession(CallSession):
 
 
 # =====================================================================================================
-# server-side instrumentation (wrappers set on the runtime instance / processor class; no source edits)
+# server-side instrumentation: the observers the product takes (no wrapper, no patch)
 # =====================================================================================================
 class ServerProbe:
+    """StreamObserver of every call's processor (``create_app(..., observer=)``) and JobObserver of the runtime's
+    pool (``SpeechRuntime.from_settings(..., observer=)``). Keyed by (stream id, utterance id); the stream id of
+    a call is its peer id, which the client has from the offer answer. Times are ``time.monotonic()``."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.reset()
 
     def reset(self) -> None:
-        with getattr(self, "lock", threading.Lock()):
-            self.decisions: dict[tuple[int, int], float] = {}  # (id(processor), uid) -> monotonic
-            self.final_audio: dict[int, tuple[int, int]] = {}  # id(seg.audio) -> (id(processor), uid)
-            self.keep: list = []
-            self.final_calls: dict[tuple[int, int], tuple[float, float]] = {}  # -> (call start, call end)
+        with self.lock:
+            self.decisions: dict[tuple[str, int], float] = {}  # (peer id, uid) -> endpoint decision
+            self.final_calls: dict[tuple[str, int], tuple[float, float]] = {}  # -> (call start, call end)
             self.partial_calls: list[float] = []
             self.partial_requests = 0
             self.partial_inflight = 0
             self.partial_refused = 0
             self.partial_submitted = 0
 
-    def install(self, runtime) -> None:
-        probe = self
-        orig_final, orig_partial = StreamProcessor._submit_final, StreamProcessor._submit_partial
+    # StreamObserver
+    def endpoint(self, stream_id: str, utterance_id: int, reason: str) -> None:
+        with self.lock:
+            self.decisions[(stream_id, utterance_id)] = mono()
 
-        def _submit_final(self, seg, reason):
-            with probe.lock:
-                probe.decisions[(id(self), seg.utterance_id)] = mono()
-                probe.final_audio[id(seg.audio)] = (id(self), seg.utterance_id)
-                probe.keep.append(seg.audio)
-            return orig_final(self, seg, reason)
+    def partial_request(self, stream_id: str, utterance_id: int, outcome: str) -> None:
+        with self.lock:
+            self.partial_requests += 1
+            if outcome == "inflight":
+                self.partial_inflight += 1
+            elif outcome == "refused":
+                self.partial_refused += 1
+            else:
+                self.partial_submitted += 1
 
-        def _submit_partial(self, seg):
-            before = self._partial_inflight
-            inflight = before is not None and not before.done()
-            orig_partial(self, seg)
-            with probe.lock:
-                probe.partial_requests += 1
-                if inflight:
-                    probe.partial_inflight += 1
-                elif self._partial_inflight is before:
-                    probe.partial_refused += 1
-                else:
-                    probe.partial_submitted += 1
-
-        StreamProcessor._submit_final = _submit_final
-        StreamProcessor._submit_partial = _submit_partial
-        fin, par = runtime.finalize, runtime.partial
-
-        def finalize(audio, *a, **k):
-            t = mono()
-            try:
-                return fin(audio, *a, **k)
-            finally:
-                with probe.lock:
-                    key = probe.final_audio.get(id(audio))
-                    if key is not None:
-                        probe.final_calls[key] = (t, mono())
-
-        def partial(audio, *a, **k):
-            t = mono()
-            try:
-                return par(audio, *a, **k)
-            finally:
-                with probe.lock:
-                    probe.partial_calls.append(mono() - t)
-
-        runtime.finalize, runtime.partial = finalize, partial
+    # JobObserver
+    def job_finished(self, job, started: float, ended: float, ok: bool) -> None:
+        with self.lock:
+            if job.kind == "final":
+                self.final_calls[(job.stream_id, job.utterance_id)] = (started, ended)
+            elif job.kind == "partial":
+                self.partial_calls.append(ended - started)
 
 
 class LoopLag:
@@ -459,7 +413,7 @@ async def run_callers(runtime, settings: Settings, convs: list[Conversation], st
     n = len(convs)
     probe.reset()
     logs.records.clear()
-    app = create_app(runtime, settings)
+    app = create_app(runtime, settings, observer=probe)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     url = f"http://127.0.0.1:{server.port}"
@@ -470,16 +424,16 @@ async def run_callers(runtime, settings: Settings, convs: list[Conversation], st
     sessions: list[BenchSession | None] = [None] * n
 
     async def connect(rec: CallerRec) -> None:
-        CURRENT.set(rec)
-        call = BenchSession(url, speed=SPEED, transcribe=False, on_message=rec.on_message)
-        rec.track = call.track
-        sessions[rec.index] = call
-        rec.t_connect = mono()
-        try:
-            await call.connect()
-            rec.peer_id = call.result.peer_id
-        except Exception as exc:  # noqa: BLE001 -- reported
-            rec.exception = f"connect: {type(exc).__name__}: {exc}"
+        async with aiohttp.ClientSession(trace_configs=[offer_timer(rec)]) as http:  # times the offer POST
+            call = BenchSession(url, speed=SPEED, transcribe=False, on_message=rec.on_message, http=http)
+            rec.track = call.track
+            sessions[rec.index] = call
+            rec.t_connect = mono()
+            try:
+                await call.connect()
+                rec.peer_id = call.result.peer_id
+            except Exception as exc:  # noqa: BLE001 -- reported
+                rec.exception = f"connect: {type(exc).__name__}: {exc}"
 
     async def talk(rec: CallerRec) -> None:
         call = sessions[rec.index]
@@ -544,7 +498,6 @@ async def run_callers(runtime, settings: Settings, convs: list[Conversation], st
                 groups.setdefault(msg["utterance_id"], []).append((m_wall, m_time, msg))
             elif msg.get("type") == "partial":
                 partials[msg["utterance_id"]] = partials.get(msg["utterance_id"], 0) + 1
-        pid = PROC_IDS.get(rec.peer_id)
         for uid, g in sorted(groups.items()):
             fins = [m for _, _, m in g]
             end = max(x["end"] for x in fins)
@@ -555,7 +508,8 @@ async def run_callers(runtime, settings: Settings, convs: list[Conversation], st
                 eos_s = rec.track._t0 + end / SPEED
             utts.append(UttRow(rec.index, uid, min(x["start"] for x in fins), end, fins[-1]["end_reason"], fins,
                                max(w for w, _, _ in g), max(t for _, t, _ in g), eos, eos_s,
-                               decisions.get((pid, uid)), calls.get((pid, uid)), partials.get(uid, 0)))
+                               decisions.get((rec.peer_id, uid)), calls.get((rec.peer_id, uid)),
+                               partials.get(uid, 0)))
     return RunResult(n, recs, utts, metrics, wall, cpu, main_cpu, busy1 - busy0, total1 - total0, lag.samples,
                      pstats, list(logs.records), peers_left)
 
@@ -580,22 +534,6 @@ def merge(rs: list[RunResult]) -> RunResult:
                      sum(r.wall for r in rs), sum(r.cpu for r in rs), sum(r.main_cpu for r in rs),
                      sum(r.busy for r in rs), sum(r.total for r in rs), [x for r in rs for x in r.loop_lag], probe,
                      [x for r in rs for x in r.log_records], sum(r.peers_left for r in rs))
-
-
-PROC_IDS: dict[str, int] = {}  # peer id -> id(its StreamProcessor), filled by the CallPeer hook below
-
-
-def install_peer_hook() -> None:
-    """Remember each call's processor (to join the server-side decision/decode times to the client's finals)."""
-    import server.peer as peer_mod
-
-    orig_init = peer_mod.CallPeer.__init__
-
-    def __init__(self, *a, **k):
-        orig_init(self, *a, **k)
-        PROC_IDS[self.id] = id(self.processor)
-
-    peer_mod.CallPeer.__init__ = __init__
 
 
 # =====================================================================================================
@@ -673,10 +611,11 @@ async def amain(args) -> int:
         logging.getLogger(name).addHandler(logs)
     logging.getLogger().setLevel(logging.WARNING)
 
-    from server.runtime import SpeechRuntime
+    from server.compute.runtime import SpeechRuntime
 
+    probe = ServerProbe()
     t = time.perf_counter()
-    runtime = SpeechRuntime(settings)
+    runtime = SpeechRuntime.from_settings(settings, observer=probe)
     load_s = time.perf_counter() - t
     s = runtime.settings
     eng = runtime.asr
@@ -688,9 +627,6 @@ async def amain(args) -> int:
           f"{s.partial_interval_s} s of speech; max_peers {s.max_peers}; max_queue {s.max_queue}")
     print(f"  network: ICE host candidates 127.0.0.1 only, no STUN/TURN; model cache {cache}; temp DB {s.database}")
 
-    probe = ServerProbe()
-    probe.install(runtime)
-    install_peer_hook()
     harvard, enroll_audio, libri = load_data(args.data)
 
     # ---- warm-up: one Whisper decode, then enroll both harvard voices over the data channel
@@ -702,7 +638,7 @@ async def amain(args) -> int:
         await asyncio.to_thread(runtime.turns.split, warm)
     runtime.embedder.embed(warm)
     print(f"  first Whisper decode + turn split + embedding (warm-up, not measured below): {time.perf_counter() - t:.2f} s")
-    app = create_app(runtime, settings)
+    app = create_app(runtime, settings, observer=probe)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     url = f"http://127.0.0.1:{server.port}"

@@ -1,12 +1,14 @@
-"""callscribe speech core.
+"""callscribe: the media and speech server.
 
-The data path, one module per stage::
+The data path, one package per layer (README, "the data path in file names")::
 
-    ingest (decode/resample → 16 kHz mono float32) → vad → segmenter (endpointing)
-    → speaker (embedding → voice profiles → name | unknown) → asr (Whisper) → events
-    → processor (wires the stages for one stream)
+    webrtc (aiortc peer, ICE) → audio (ingest, vad) → stream (segmenter → processor → assembly → events)
+    → compute (typed jobs, worker pool, runtime) → speaker / asr (models) → store (database)
+    → rooms (fan-out, backlog) → data channel (signaling) / export
 
-Nothing in this package imports aiohttp; the WebRTC layer lives in ``signaling/``.
+The speech core (``audio``, ``stream``, ``speaker``, ``asr``, ``compute``, ``store``, ``export``) imports neither
+aiohttp nor aiortc nor :mod:`signaling`; :mod:`server.compose` and :mod:`server.cli` are the composition root,
+the only modules that wire everything together. The import-linter contracts in ``pyproject.toml`` enforce this.
 
 callscribe never talks to a model hub or a telemetry service. Importing this package forces
 ``PYANNOTE_METRICS_ENABLED=false`` (pyannote.audio 4 otherwise sends OpenTelemetry traces to its own

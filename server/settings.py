@@ -40,7 +40,8 @@ class Settings(BaseSettings):
         "default", description='CTranslate2 compute type; "default": int8 on CPU, float16 on CUDA')
     cpu_threads: int = Field(1, ge=0, description="CTranslate2 intra-op threads per worker (0 = library default)")
     asr_workers: int = Field(2, ge=1, description="decodes that may run in parallel on the one shared model")
-    beam_size: int = Field(1, ge=1, description="1 = greedy; measured equal WER to 5 at lower cost (notes/models.md)")
+    beam_size: int = Field(
+        1, ge=1, description="1 = greedy; measured equal WER to 5 at lower cost (docs/measurements.md)")
     language: str | None = Field(None, description="ISO 639-1 code; None = detect per utterance")
     word_timestamps: bool = False
     model_cache_dir: Path = Field(default_factory=_cache_home)

@@ -12,6 +12,7 @@ Routes:
 ``GET /api/ice-servers``  ``{"iceServers": [...]}`` for the page's ``RTCPeerConnection``, TURN credentials minted
                           per request (time-limited, :mod:`turn.credentials`)
 ``/api/profiles``         voice profiles: list, enroll from an upload, rename, delete (:mod:`profiles_api`)
+``POST /api/export``      render finals as text, JSON, SRT or WebVTT (:mod:`export_api`)
 ``GET /healthz``          process alive · ``GET /readyz`` models loaded · ``GET /metrics`` Prometheus text
 ``GET /``                 the pages in ``static/``
 ``GET /room/{name}``      the live room view (``static/room.html``)
@@ -33,14 +34,17 @@ from aiohttp import web
 from aiortc import RTCSessionDescription
 from pydantic import ValidationError
 
-from server import protocol
-from server.ice import ice_servers_for
+from server.compute.runtime import SpeechRuntime
 from server.metrics import Metrics
-from server.peer import CallPeer
-from server.rooms import Rooms
-from server.runtime import SpeechRuntime
+from server.rooms.hub import RoomHub
 from server.settings import Settings
-from signaling import profiles_api
+from server.stream.processor import StreamObserver
+from server.webrtc.ice import IceServers
+from server.webrtc.peer import CallPeer
+
+from . import export_api, profiles_api, protocol
+from .datachannel import DataChannelSession
+from .errors import ApiError, errors_as_json, json_error
 
 log = logging.getLogger(__name__)
 
@@ -51,22 +55,11 @@ RETRY_AFTER_S = 5
 RUNTIME = web.AppKey("runtime", SpeechRuntime)
 SETTINGS = web.AppKey("settings", Settings)
 PEERS = web.AppKey("peers", dict)
-ROOMS = web.AppKey("rooms", Rooms)
+ROOMS = web.AppKey("rooms", RoomHub)
 METRICS = web.AppKey("metrics", Metrics)
-
-
-def json_error(status: int, code: str, message: str, headers: dict | None = None) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status, headers=headers)
-
-
-@web.middleware
-async def errors_as_json(request: web.Request, handler):
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if exc.content_type == "application/json" or exc.status < 400:
-            raise
-        return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+ICE = web.AppKey("ice", IceServers)
+CHANNEL = web.AppKey("channel", DataChannelSession)
+OBSERVER = web.AppKey("observer", object)
 
 
 VIEWERS_PER_CALL = 16
@@ -99,19 +92,24 @@ def _listen_only(sdp: str) -> bool:
 
 async def _start_call(app: web.Application, sdp: str, sdp_type: str,
                       options: protocol.SessionOptions) -> tuple[CallPeer, RTCSessionDescription]:
-    """Create a peer for an offer. Raises ``web.HTTPBadRequest``-style responses as exceptions."""
+    """Create a peer for an offer.
+
+    Raises:
+        ApiError: ``not_an_offer`` or ``bad_sdp`` (400).
+    """
     if sdp_type != "offer":
-        raise _BadRequest("not_an_offer", f"expected an SDP offer, got type {sdp_type!r}")
+        raise ApiError("not_an_offer", f"expected an SDP offer, got type {sdp_type!r}")
     if not sdp.startswith("v=0"):
-        raise _BadRequest("bad_sdp", "the SDP does not start with 'v=0'")
+        raise ApiError("bad_sdp", "the SDP does not start with 'v=0'")
     peers = app[PEERS]
 
     def on_closed(peer: CallPeer) -> None:
         if peers.pop(peer.id, None) is not None:
             app[METRICS].peers.dec()
 
-    peer = CallPeer(app[RUNTIME], options, app[ROOMS].get(options.room), on_closed, app[METRICS], app[SETTINGS],
-                    listen_only=_listen_only(sdp))
+    peer = CallPeer(app[RUNTIME], app[ROOMS].get(options.room), on_closed, handler=app[CHANNEL], ice=app[ICE],
+                    metrics=app[METRICS], settings=app[SETTINGS], language=options.language, caller=options.name,
+                    transcribe=options.transcribe, listen_only=_listen_only(sdp), observer=app[OBSERVER])
     peers[peer.id] = peer
     app[METRICS].peers.inc()
     app[METRICS].peers_total.inc()
@@ -119,14 +117,8 @@ async def _start_call(app: web.Application, sdp: str, sdp_type: str,
         answer = await peer.answer(RTCSessionDescription(sdp=sdp, type="offer"))
     except Exception as exc:  # noqa: BLE001 -- aiortc raises ValueError, AttributeError, … on malformed SDP
         await peer.close("bad offer")
-        raise _BadRequest("bad_sdp", f"cannot use this SDP offer: {exc or type(exc).__name__}") from None
+        raise ApiError("bad_sdp", f"cannot use this SDP offer: {exc or type(exc).__name__}") from None
     return peer, answer
-
-
-class _BadRequest(Exception):
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 def _check_body(request: web.Request, content_type: str, what: str) -> web.Response | None:
@@ -152,10 +144,7 @@ async def offer(request: web.Request) -> web.Response:
         return json_error(400, "bad_request", f'expected {{"sdp": str, "type": "offer", options…}}: {exc}')
     if busy := _admission(request.app, listen_only=_listen_only(sdp)):
         return busy
-    try:
-        peer, answer = await _start_call(request.app, sdp, sdp_type, options)
-    except _BadRequest as exc:
-        return json_error(400, exc.code, str(exc))
+    peer, answer = await _start_call(request.app, sdp, sdp_type, options)
     return web.json_response({"sdp": answer.sdp, "type": answer.type, "peer_id": peer.id, "room": peer.room.name})
 
 
@@ -172,10 +161,7 @@ async def whip(request: web.Request) -> web.Response:
     sdp = await request.text()
     if busy := _admission(request.app, listen_only=_listen_only(sdp)):
         return busy
-    try:
-        peer, answer = await _start_call(request.app, sdp, "offer", options)
-    except _BadRequest as exc:
-        return json_error(400, exc.code, str(exc))
+    peer, answer = await _start_call(request.app, sdp, "offer", options)
     return web.Response(status=201, text=answer.sdp, content_type="application/sdp",
                         headers={"Location": f"/whip/{peer.id}"})
 
@@ -190,7 +176,7 @@ async def end_call(request: web.Request) -> web.Response:
 
 async def ice_servers(request: web.Request) -> web.Response:
     user = "web-" + secrets.token_hex(4)
-    return web.json_response({"iceServers": ice_servers_for(request.app[SETTINGS], user)},
+    return web.json_response({"iceServers": request.app[ICE].for_user(user)},
                              headers={"Cache-Control": "no-store"})
 
 
@@ -205,7 +191,7 @@ async def readyz(request: web.Request) -> web.Response:
                              status=200 if ready else 503)
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def prometheus_metrics(request: web.Request) -> web.Response:
     return web.Response(body=request.app[METRICS].render(), content_type="text/plain", charset="utf-8")
 
 
@@ -227,26 +213,33 @@ async def _close_all_peers(app: web.Application) -> None:
     await asyncio.gather(*(p.close("server shutdown") for p in list(app[PEERS].values())), return_exceptions=True)
 
 
-def create_app(runtime: SpeechRuntime, settings: Settings | None = None) -> web.Application:
-    """The signaling application over an already loaded :class:`SpeechRuntime`.
+def build_app(runtime: SpeechRuntime, settings: Settings, *, ice: IceServers, rooms: RoomHub,
+              metrics: Metrics | None = None, observer: StreamObserver | None = None) -> web.Application:
+    """The signaling application over an already loaded :class:`SpeechRuntime` and the collaborators the
+    composition root (:func:`server.compose.create_app`) passes in.
 
-    ``settings`` (default: the runtime's) gives the server-side limits: peers, idle timeout, ICE, message size.
+    ``settings`` gives the server-side limits: peers, idle timeout, message size. ``observer`` is handed to
+    every call's speech processor (benchmarks).
     """
     app = web.Application(middlewares=[errors_as_json], client_max_size=MAX_SDP_BYTES)
     app[RUNTIME] = runtime
-    app[SETTINGS] = settings or runtime.settings
+    app[SETTINGS] = settings
     app[PEERS] = {}
-    app[ROOMS] = Rooms()
-    app[METRICS] = Metrics(queue_depth=lambda: runtime.pool.depth)
+    app[ROOMS] = rooms
+    app[ICE] = ice
+    app[METRICS] = metrics or Metrics(queue_depth=lambda: runtime.pool.depth)
+    app[CHANNEL] = DataChannelSession(settings.max_message_bytes, app[METRICS])
+    app[OBSERVER] = observer
     app.router.add_post("/api/offer", offer)
     app.router.add_delete("/api/peers/{peer_id}", end_call)
     app.router.add_post("/whip", whip)
     app.router.add_delete("/whip/{peer_id}", end_call)
     app.router.add_get("/api/ice-servers", ice_servers)
     profiles_api.add_routes(app, RUNTIME)
+    export_api.add_routes(app)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
-    app.router.add_get("/metrics", metrics)
+    app.router.add_get("/metrics", prometheus_metrics)
     app.router.add_get("/", index)
     app.router.add_get("/room/{name}", room_page)
     if STATIC_DIR.is_dir():

@@ -2,7 +2,7 @@
 
 It makes a real ``RTCPeerConnection`` (aiortc, the same ICE settings as the server), sends the audio as an
 Opus track paced in real time (or ``speed`` times faster), opens the ``events`` data channel and speaks the
-protocol of :mod:`server.protocol`: optional enrollments first (``enroll_start`` → audio → ``enroll_stop``),
+protocol of :mod:`signaling.protocol`: optional enrollments first (``enroll_start`` → audio → ``enroll_stop``),
 then ``transcribe_start`` → audio → ``transcribe_stop``. It doubles as the test client and as an example of a
 data-channel subscriber.
 """
@@ -10,6 +10,7 @@ data-channel subscriber.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fractions
 import json
 import time
@@ -25,7 +26,7 @@ from aiortc.mediastreams import MediaStreamTrack
 
 from server import SAMPLE_RATE
 from server.errors import CallscribeError
-from server.ice import rtc_configuration
+from server.webrtc.ice import rtc_configuration
 
 FRAME_SAMPLES = SAMPLE_RATE // 50  # 20 ms, as browsers send
 
@@ -111,13 +112,20 @@ class CallSession:
     ``"backlog": true``) and then its live ``speech_started`` / ``partial`` / ``final`` events.
     ``ice_servers`` None (default) fetches them from the server's ``/api/ice-servers`` (TURN with fresh
     credentials), as the page does; ``relay_only`` forces media through the TURN relay.
+
+    ``http``: an open :class:`aiohttp.ClientSession` for the signaling requests of :meth:`connect` (the
+    ``/api/ice-servers`` GET and the offer POST), e.g. one with ``trace_configs`` to time them (the
+    benchmarks do) or a shared connection pool; the session only borrows it and never closes it. None
+    (default): a fresh one per :meth:`connect`, closed when the answer is in.
     """
 
     def __init__(self, server_url: str, *, ice_servers: Sequence[dict] | None = None, speed: float = 1.0,
                  language: str | None = None, room: str | None = None, name: str | None = None,
                  transcribe: bool = True, on_message: Callable[[dict], None] | None = None,
-                 listen_only: bool = False, relay_only: bool = False) -> None:
+                 listen_only: bool = False, relay_only: bool = False,
+                 http: aiohttp.ClientSession | None = None) -> None:
         self.url = server_url.rstrip("/")
+        self.http = http
         self.options = {"language": language, "room": room, "name": name, "transcribe": transcribe}
         self.ice_servers = None if ice_servers is None else list(ice_servers)
         self.relay_only = relay_only
@@ -148,7 +156,10 @@ class CallSession:
             CallError: HTTP error (the server's JSON error is quoted, e.g. ``server_busy``) or no ``ready``.
         """
         try:
-            async with aiohttp.ClientSession() as http:
+            async with contextlib.AsyncExitStack() as stack:
+                http = self.http
+                if http is None:
+                    http = await stack.enter_async_context(aiohttp.ClientSession())
                 if self.ice_servers is None:
                     async with http.get(f"{self.url}/api/ice-servers") as resp:
                         self.ice_servers = (await resp.json(content_type=None))["iceServers"]

@@ -9,7 +9,9 @@
 ==============================  ===================================================================
 
 Errors: ``400 bad_audio`` / ``profile_error`` (too little speech, reserved name), ``404 not_found``,
-``409 conflict`` (name taken), ``413 too_large``, ``503 store_error`` (database locked).
+``409 conflict`` (name taken), ``413 too_large``, ``503 store_error`` (database locked). Errors raised by the
+store and the profile rules (:class:`server.errors.CallscribeError`) reach the client through
+:func:`signaling.errors.errors_as_json`, their status chosen by their code.
 """
 
 from __future__ import annotations
@@ -20,10 +22,12 @@ from pathlib import Path
 
 from aiohttp import web
 
-from server.errors import AudioDecodeError, ProfileError, StoreError
-from server.filemode import enroll_files
-from server.runtime import SpeechRuntime
-from server.speaker.profiles import VoiceProfile, check_name
+from server.compute.runtime import SpeechRuntime
+from server.errors import AudioDecodeError
+from server.speaker.profile import VoiceProfile, check_name
+from server.stream.filemode import enroll_files
+
+from .errors import json_error as _error
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -33,19 +37,6 @@ def _json(profile: VoiceProfile) -> dict:
             "enrollments": profile.enrollments, "created_at": profile.created_at, "updated_at": profile.updated_at}
 
 
-def _error(status: int, code: str, message: str) -> web.Response:
-    return web.json_response({"error": {"code": code, "message": message}}, status=status)
-
-
-def _profile_error(exc: ProfileError) -> web.Response:
-    text = str(exc)
-    if text.startswith("no voice profile"):
-        return _error(404, "not_found", text)
-    if "already exists" in text:
-        return _error(409, "conflict", text)
-    return _error(400, "profile_error", text)
-
-
 def add_routes(app: web.Application, runtime_key: web.AppKey) -> None:
     """Register the routes on ``app``; ``runtime_key`` names the app's :class:`SpeechRuntime`."""
 
@@ -53,10 +44,7 @@ def add_routes(app: web.Application, runtime_key: web.AppKey) -> None:
         return request.app[runtime_key]
 
     async def list_profiles(request: web.Request) -> web.Response:
-        try:
-            profiles = await asyncio.to_thread(runtime(request).profiles)
-        except StoreError as exc:
-            return _error(503, "store_error", str(exc))
+        profiles = await asyncio.to_thread(runtime(request).profiles)
         return web.json_response({"profiles": [_json(p) for p in profiles]})
 
     async def create_profile(request: web.Request) -> web.Response:
@@ -85,10 +73,6 @@ def add_routes(app: web.Application, runtime_key: web.AppKey) -> None:
                 profile = await asyncio.to_thread(runtime(request).store.get, done.name)
             except AudioDecodeError as exc:
                 return _error(400, "bad_audio", str(exc).replace(str(audio_path), "the upload"))
-            except ProfileError as exc:
-                return _profile_error(exc)
-            except StoreError as exc:
-                return _error(503, "store_error", str(exc))
         return web.json_response({"profile": _json(profile), "speech_s": round(done.speech_s, 2)}, status=201)
 
     async def rename_profile(request: web.Request) -> web.Response:
@@ -100,23 +84,13 @@ def add_routes(app: web.Application, runtime_key: web.AppKey) -> None:
         except (ValueError, KeyError, TypeError):
             return _error(400, "bad_request", 'expected JSON {"name": "new name"}')
         rt = runtime(request)
-        try:
-            profile = await asyncio.to_thread(rt.store.rename, request.match_info["name"], new)
-        except ProfileError as exc:
-            return _profile_error(exc)
-        except StoreError as exc:
-            return _error(503, "store_error", str(exc))
+        profile = await asyncio.to_thread(rt.store.rename, request.match_info["name"], new)
         rt.invalidate_profiles()
         return web.json_response({"profile": _json(profile)})
 
     async def delete_profile(request: web.Request) -> web.Response:
         rt = runtime(request)
-        try:
-            await asyncio.to_thread(rt.store.delete, request.match_info["name"])
-        except ProfileError as exc:
-            return _profile_error(exc)
-        except StoreError as exc:
-            return _error(503, "store_error", str(exc))
+        await asyncio.to_thread(rt.store.delete, request.match_info["name"])
         rt.invalidate_profiles()
         return web.Response(status=204)
 

@@ -43,14 +43,14 @@ def model_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def runtime_factory(model_cache, tmp_path_factory):
     """Build real SpeechRuntimes (real Whisper base, real CAM++) on fresh SQLite files; closed at the end."""
-    from server.runtime import SpeechRuntime
+    from server.compute.runtime import SpeechRuntime
     from server.settings import Settings
 
     made = []
 
     def make(**overrides) -> SpeechRuntime:
         db = tmp_path_factory.mktemp("db") / "profiles.sqlite3"
-        rt = SpeechRuntime(Settings(model_cache_dir=model_cache, database=db, **overrides))
+        rt = SpeechRuntime.from_settings(Settings(model_cache_dir=model_cache, database=db, **overrides))
         made.append(rt)
         return rt
 

@@ -11,7 +11,7 @@ import sys
 import numpy as np
 import pytest
 
-from server.ingest import load_audio
+from server.audio.ingest import load_audio
 
 from conftest import write_wav
 

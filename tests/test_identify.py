@@ -6,7 +6,7 @@ import numpy as np
 
 from server.speaker.embedding import normalise
 from server.speaker.identify import SpeakerTracker, decide, score_profiles
-from server.speaker.profiles import VoiceProfile
+from server.speaker.profile import VoiceProfile
 
 
 def profile(pid, name, v):

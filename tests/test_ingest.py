@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from server.audio.ingest import iter_file, load_audio, probe
 from server.errors import AudioDecodeError
-from server.ingest import iter_file, load_audio, probe
 
 from conftest import tone, write_wav
 
@@ -95,7 +95,7 @@ def _frame(pts: int, n: int = 960, rate: int = 48000, value: float = 0.25):
 
 
 def test_track_ingest_fills_gaps_from_pts_and_drops_late_frames():
-    from server.ingest import TrackIngest
+    from server.audio.ingest import TrackIngest
 
     ingest = TrackIngest()
     total = 0
@@ -111,7 +111,7 @@ def test_track_ingest_fills_gaps_from_pts_and_drops_late_frames():
 
 
 def test_track_ingest_caps_huge_gaps():
-    from server.ingest import TrackIngest
+    from server.audio.ingest import TrackIngest
 
     ingest = TrackIngest(max_gap_s=5.0)
     ingest.push(_frame(0))

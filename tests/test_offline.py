@@ -25,12 +25,12 @@ def no_network(monkeypatch):
 def test_loading_and_running_all_models_contacts_nothing(no_network, tmp_path):
     import os
 
-    from server.runtime import SpeechRuntime
+    from server.compute.runtime import SpeechRuntime
     from server.settings import Settings
     from server.speaker.turns import TurnSplitter
 
     assert os.environ["PYANNOTE_METRICS_ENABLED"] == "false"
-    rt = SpeechRuntime(Settings(database=tmp_path / "p.sqlite3", model_cache_dir=tmp_path / "cache"))
+    rt = SpeechRuntime.from_settings(Settings(database=tmp_path / "p.sqlite3", model_cache_dir=tmp_path / "cache"))
     splitter = TurnSplitter()  # a fresh pyannote model load (where pyannote's telemetry fires)
     audio = (0.05 * np.random.default_rng(0).standard_normal(3 * 16000)).astype(np.float32)
     splitter.split(audio)

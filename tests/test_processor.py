@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from server import events
-from server.asr.engine import AsrResult
-from server.processor import StreamProcessor
-from server.runtime import UtteranceResult
+from server.asr.types import AsrResult
+from server.compute.jobs import FinalJob, PartialJob
+from server.compute.runtime import UtteranceResult
+from server.compute.workpool import WorkerPool
 from server.settings import Settings
-from server.speaker.profiles import VoiceProfile
-from server.workpool import WorkerPool
+from server.speaker.profile import VoiceProfile
+from server.stream import events
+from server.stream.processor import StreamProcessor
 
 SR = 16000
 
@@ -38,7 +39,7 @@ class EnergyVad:
 class FakeRuntime:
     def __init__(self, final_delay=0.0, partial_delay=0.0, fail_on=None):
         self.settings = Settings(partial_interval_s=1.0, min_enroll_speech_s=3.0)
-        self.pool = WorkerPool(2, 8)
+        self.pool = WorkerPool(self.run, 2, 8)
         self.final_delay, self.partial_delay, self.fail_on = final_delay, partial_delay, fail_on
         self.enrolled = []
         self.n_final = 0
@@ -47,22 +48,30 @@ class FakeRuntime:
     def profiles(self):
         return self._profiles
 
-    def finalize(self, audio, *, embed_audio, language, word_timestamps):
+    def run(self, job):
+        if isinstance(job, FinalJob):
+            return self.finalize(job)
+        if isinstance(job, PartialJob):
+            return self.partial(job)
+        return self.enroll(job)
+
+    def finalize(self, job):
         i = self.n_final
         self.n_final += 1
         time.sleep(self.final_delay)
         if self.fail_on == i:
             raise RuntimeError("decoder exploded")
-        emb = np.eye(192, dtype=np.float32)[0] if embed_audio is not None else None
-        return UtteranceResult(AsrResult(f"utterance of {audio.size / SR:.1f}s", "en"), emb)
+        emb = np.eye(192, dtype=np.float32)[0] if job.identify else None
+        return UtteranceResult(AsrResult(f"utterance of {job.audio.size / SR:.1f}s", "en"), emb,
+                               profiles=self._profiles)
 
-    def partial(self, audio, *, language):
+    def partial(self, job):
         time.sleep(self.partial_delay)
-        return AsrResult(f"partial {audio.size / SR:.1f}", "en")
+        return AsrResult(f"partial {job.audio.size / SR:.1f}", "en")
 
-    def enroll(self, name, audio, speech_s, source):
-        self.enrolled.append((name, speech_s))
-        return VoiceProfile(7, name, np.zeros(192, np.float32), speech_s, 1, 0, 0)
+    def enroll(self, job):
+        self.enrolled.append((job.name, job.speech_s))
+        return VoiceProfile(7, job.name, np.zeros(192, np.float32), job.speech_s, 1, 0, 0)
 
 
 def speech_like(seconds):
@@ -187,8 +196,8 @@ def test_sink_errors_do_not_stop_delivery():
 
 
 def test_events_serialise_and_validate_round_trip():
-    ev = events.Final(utterance_id=3, start=1.0, end=2.5, speaker="Alice", speaker_id=1, score=0.8,
-                      speaker_reason="match", text="hi", language="en")
+    ev = events.Final(utterance_id=3, start=1.0, end=2.5, speaker="Alice", speaker_id="profile:1",
+                      speaker_kind="profile", score=0.8, speaker_reason="match", text="hi", language="en")
     raw = ev.model_dump_json()
     assert events.EVENT_ADAPTER.validate_json(raw) == ev
     with pytest.raises(ValidationError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.segmenter import EndpointConfig, PartialSegment, Segmenter, SpeechStarted, UtteranceEnded
+from server.stream.segmenter import EndpointConfig, PartialSegment, Segmenter, SpeechStarted, UtteranceEnded
 
 N = 480  # 30 ms frames
 FRAME_S = N / 16000

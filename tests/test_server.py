@@ -16,9 +16,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aiortc import RTCPeerConnection, RTCSessionDescription
 
-from server.ice import restrict_host_addresses, rtc_configuration
-from server.ingest import load_audio
-from signaling.app import create_app
+from server.audio.ingest import load_audio
+from server.compose import create_app
+from server.webrtc.ice import restrict_host_addresses, rtc_configuration
 from signaling.client import CallError, CallSession, FileAudioTrack, call_file
 
 from conftest import wer

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.filemode import enroll_files, transcribe_file
-from server.ingest import load_audio
+from server.audio.ingest import load_audio
+from server.stream.filemode import enroll_files, transcribe_file
 
 from conftest import wer, write_wav
 
@@ -137,7 +137,7 @@ def test_stereo_8k_mp3_like_input_is_handled(runtime, speech, tmp_path):
 
 def test_enrollment_from_a_live_stream_then_identification(runtime_factory, speech):
     """enroll_start / enroll_stop around 20 ms chunks, as a WebRTC peer sends them; then the voice is named."""
-    from server.processor import StreamProcessor
+    from server.stream.processor import StreamProcessor
 
     rt = runtime_factory()
     d = speech / "harvard_2spk"
@@ -169,7 +169,7 @@ def test_partials_while_speaking_in_real_time(runtime, speech):
     """Paced like a live microphone, an utterance gets interim text before its final, which replaces it."""
     import time
 
-    from server.processor import StreamProcessor
+    from server.stream.processor import StreamProcessor
 
     out = []
     proc = StreamProcessor(runtime, lambda e: out.append((time.monotonic(), e)), language="en")

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from aiohttp.test_utils import TestServer
 
-from server.ice import restrict_host_addresses
-from server.ingest import load_audio
-from signaling.app import create_app
+from server.audio.ingest import load_audio
+from server.compose import create_app
+from server.webrtc.ice import restrict_host_addresses
 from signaling.client import CallError, call_file, turn_diagnosis
 from turn.coturn import CoturnConfig, TurnError, render_config, start, wait_listening
 from turn.credentials import mint

@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.errors import CallscribeError
-
 TURNSERVER = "turnserver"
 
 
-class TurnError(CallscribeError):
-    """coturn is missing, misconfigured or failed to start."""
+class TurnError(Exception):
+    """coturn is missing, misconfigured or failed to start (the CLI prints it as one line, like the
+    :class:`server.errors.CallscribeError` family, without this package depending on ``server``)."""
 
     code = "turn_unavailable"
 
@@ -29,7 +28,8 @@ class CoturnConfig:
     """The options callscribe sets; everything else keeps coturn's defaults.
 
     ``allow_loopback_peers`` lets the relay reach a callscribe server on 127.0.0.1 (tests, one-box setups);
-    coturn otherwise refuses such peers with ``403 Forbidden IP`` (notes/webrtc.md).
+    coturn otherwise refuses such peers with ``403 Forbidden IP`` (coturn's turnserver.conf documentation,
+    ``allow-loopback-peers``).
     """
 
     secret: str

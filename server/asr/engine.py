@@ -1,8 +1,8 @@
 """Whisper decoding with faster-whisper on one shared model instance.
 
 One :class:`WhisperEngine` per process; its :meth:`transcribe` is thread-safe and is called from the
-:class:`server.workpool.WorkerPool` threads (CTranslate2 runs ``num_workers`` decodes in parallel
-on one model: ``cpu_threads=1, num_workers=2`` gave the best throughput on 2 cores, notes/models.md).
+:class:`server.compute.workpool.WorkerPool` threads (CTranslate2 runs ``num_workers`` decodes in parallel
+on one model: ``cpu_threads=1, num_workers=2`` gave the best throughput on 2 cores, docs/measurements.md).
 
 Decoding choices (faster-whisper ``WhisperModel.transcribe`` arguments):
 - ``condition_on_previous_text=False``: no carrying of text across pauses (a known loop source);
@@ -12,45 +12,26 @@ Decoding choices (faster-whisper ``WhisperModel.transcribe`` arguments):
   halves the cost of a final; faster-whisper's 30 s-window detection is the fallback when it is unsure;
 - **partials** skip faster-whisper's padding of every window to 30 s (``pad_or_trim`` to 3000 mel frames):
   they encode only the utterance + 2 s of silence with CTranslate2's ``encode``/``generate`` (which accept
-  fewer frames; notes/models.md: 2.3 s took 0.19 s instead of 1.68 s), greedy, with a bounded output length.
+  fewer frames; docs/measurements.md: 2.3 s took 0.19 s instead of 1.68 s), greedy, with a bounded output length.
   Finals keep the full 30 s window, which measured lower WER and no repetition loops.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .. import SAMPLE_RATE
 from ..errors import ModelError
-from ..events import Word
 from ..models import resolve_whisper_model
 from ..settings import Settings
 from . import guards
+from .types import AsrResult, Word
 
 log = logging.getLogger(__name__)
 
 FAST_LANGUAGE_ID_MIN_PROB = 0.8
-
-
-@dataclass
-class AsrResult:
-    """Text of one utterance after the guards.
-
-    ``words`` times are seconds from the start of the decoded audio (word text keeps Whisper's leading
-    space, so ``"".join`` rebuilds the text in every language); ``dropped`` names the guard that
-    removed text (``too_quiet``, ``no_speech``, ``known_phrase``) or is None.
-    """
-
-    text: str
-    language: str | None
-    language_probability: float | None = None
-    avg_logprob: float | None = None
-    no_speech_prob: float | None = None
-    words: list[Word] = field(default_factory=list)
-    dropped: str | None = None
 
 
 def _compute_type(settings: Settings, device: str) -> str:
@@ -100,7 +81,7 @@ class WhisperEngine:
         Args:
             language: ISO 639-1 code, or None to detect (ignored by English-only models).
             partial: interim decode: short window, greedy, no temperature fallback, no words.
-            word_timestamps: return word timings (costs up to +0.35 s, notes/models.md).
+            word_timestamps: return word timings (costs up to +0.35 s, docs/measurements.md).
         """
         s = self.settings
         speech_s = audio.size / SAMPLE_RATE

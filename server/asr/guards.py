@@ -1,7 +1,7 @@
 """Hallucination guards for Whisper output.
 
 Whisper invents text on silence and noise and can loop on repeated phrases (WhisperLive, whisper_streaming and
-faster-whisper issue trackers; ``shared/notes/peers.md``). The guards, in order:
+faster-whisper issue trackers; docs/measurements.md). The guards, in order:
 
 1. *Energy gate* (:func:`is_too_quiet`): audio whose RMS is below ``min_dbfs`` is never decoded.
 2. *Segment rule* (:func:`is_no_speech`): OpenAI Whisper's own test (``transcribe.py``): a segment whose

@@ -6,8 +6,8 @@ Context-Aware Masking", Interspeech 2023). Features follow 3D-Speaker's ``FBank`
 (25 ms window, 10 ms shift, no dither) of 16 kHz audio, mean-normalised per utterance; computed with
 ``kaldi-native-fbank``.
 
-Measured here (notes/models.md): identification 98.8 % at 1 s and 100 % at 2 s on LibriSpeech; cosine
-same-speaker ≈ 0.83, different-speaker ≈ 0.38.
+Measured here (docs/measurements.md; re-measured by bench/speech_core.py section 4): identification
+98.8 % at 1 s and 100 % at 2 s on LibriSpeech; cosine same-speaker ≈ 0.83, different-speaker ≈ 0.38.
 """
 
 from __future__ import annotations

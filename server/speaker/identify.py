@@ -4,7 +4,7 @@ Open-set identification by cosine similarity (the scoring of CAM++/3D-Speaker an
 
 1. No profiles enrolled → ``unknown`` (``no_profiles``).
 2. Utterance shorter than ``min_identify_s`` (1 s: CAM++ identification fell to 82 % at 0.5 s,
-   notes/models.md) → not scored on its own: it inherits the stream's previous label if that utterance
+   docs/measurements.md) → not scored on its own: it inherits the stream's previous label if that utterance
    ended at most ``carry_gap_s`` before it started (``carried``), else ``unknown`` (``too_short``).
 3. Otherwise the best-scoring profile wins if its cosine similarity reaches ``threshold``
    (``match``); else ``unknown`` (``below_threshold``). 0.50–0.55 separated known from unknown
@@ -20,18 +20,27 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..events import UNKNOWN
-from .profiles import VoiceProfile
+from .identity import UNKNOWN, SpeakerIdentity
+from .profile import VoiceProfile
 
 
 @dataclass(frozen=True)
 class SpeakerDecision:
-    """Label of one utterance: ``name`` is a display name or ``"unknown"``; ``score`` the best cosine."""
+    """Label of one utterance: its :class:`SpeakerIdentity`, the best cosine ``score`` (None when not scored) and
+    the ``reason`` (``match``, ``below_threshold``, ``too_short``, ``carried``, ``no_profiles``)."""
 
-    name: str
-    profile_id: int | None
+    identity: SpeakerIdentity
     score: float | None
     reason: str
+
+    @property
+    def name(self) -> str:
+        """The display label (a profile's name or ``"unknown"``)."""
+        return self.identity.label
+
+    @property
+    def profile_id(self) -> int | None:
+        return self.identity.profile_id
 
 
 def score_profiles(embedding: np.ndarray, profiles: Sequence[VoiceProfile]) -> list[tuple[VoiceProfile, float]]:
@@ -48,11 +57,11 @@ def decide(embedding: np.ndarray, profiles: Sequence[VoiceProfile], threshold: f
     """Rules 1 and 3 for an utterance long enough to score."""
     ranked = score_profiles(embedding, profiles)
     if not ranked:
-        return SpeakerDecision(UNKNOWN, None, None, "no_profiles")
+        return SpeakerDecision(UNKNOWN, None, "no_profiles")
     best, score = ranked[0]
     if score >= threshold:
-        return SpeakerDecision(best.name, best.id, score, "match")
-    return SpeakerDecision(UNKNOWN, None, score, "below_threshold")
+        return SpeakerDecision(SpeakerIdentity.profile(best.id, best.name), score, "match")
+    return SpeakerDecision(UNKNOWN, score, "below_threshold")
 
 
 class SpeakerTracker:
@@ -71,13 +80,13 @@ class SpeakerTracker:
               profiles: Sequence[VoiceProfile]) -> SpeakerDecision:
         """Label the utterance ``[start, end]`` (seconds); ``embedding`` None when too short to embed."""
         if not profiles:
-            decision = SpeakerDecision(UNKNOWN, None, None, "no_profiles")
+            decision = SpeakerDecision(UNKNOWN, None, "no_profiles")
         elif embedding is None or end - start < self.min_identify_s:
             last = self._last
-            if last is not None and start - last[1] <= self.carry_gap_s and last[0].profile_id is not None:
-                decision = SpeakerDecision(last[0].name, last[0].profile_id, None, "carried")
+            if last is not None and start - last[1] <= self.carry_gap_s and last[0].identity.known:
+                decision = SpeakerDecision(last[0].identity, None, "carried")
             else:
-                decision = SpeakerDecision(UNKNOWN, None, None, "too_short")
+                decision = SpeakerDecision(UNKNOWN, None, "too_short")
         else:
             decision = decide(embedding, profiles, self.threshold)
         self._last = (decision, end)

@@ -10,7 +10,7 @@ audio (trained on 10 s windows) to ``float32[1, n_frames, 7]`` powerset log-prob
 An utterance (≤ ``max_utterance_s`` = 10 s, so one window) is split where a *different* local speaker takes
 over: frames where exactly one local speaker is active are grouped into runs of the same speaker (silence and
 overlap frames are skipped); runs with less than ``min_turn_s`` of such speech are absorbed (CAM++ cannot
-identify shorter stretches, notes/models.md); a change is placed midway between two remaining runs of
+identify shorter stretches, docs/measurements.md); a change is placed midway between two remaining runs of
 different speakers, and kept only if both resulting parts last at least ``min_turn_s``.
 """
 

@@ -4,12 +4,20 @@
 // for the utterance that updates in place; the utterance's first final replaces it, later turns follow it,
 // and a final with empty text (noise) removes it. The first distinct speaker sits on the left, the second
 // on the right (like a two-person messenger), later ones alternate sides and get their own colours;
-// "unknown" is drawn grey, italic, with a dashed border.
+// "unknown" is drawn grey, italic, with a dashed border. A speaker is its stable identity (protocol 2:
+// `speaker_id`, e.g. "profile:3"), not its label: a renamed profile keeps its side and colour. Every final
+// without an id (`speaker_kind` "unknown") shares the one unknown slot. The label shown is `speaker`.
 
 import { el } from "./ui.js";
 
 const UNKNOWN = "unknown";
 const COLOURS = 8;
+
+/** The stable key of a final's speaker: its `speaker_id`, or one shared key for every unknown voice. */
+export function speakerKey(msg) {
+  const unknown = msg.speaker_kind === UNKNOWN || msg.speaker_id == null || msg.speaker_id === "";
+  return unknown ? UNKNOWN : `id:${msg.speaker_id}`;
+}
 
 /** "mm:ss" from seconds on the call's stream clock. */
 export function mmss(t) {
@@ -28,7 +36,7 @@ export class ChatView {
     this.empty = empty;
     this.jump = jump;
     this.onChange = onChange;
-    this.speakers = new Map(); // name → {slot, side}
+    this.speakers = new Map(); // speakerKey → {slot, side}
     this.pending = new Map(); // peer:utterance → element
     this.anchors = new Map(); // peer:utterance → last element placed for it
     this.seen = new Set(); // peer:utterance:turn of finals shown
@@ -80,12 +88,12 @@ export class ChatView {
   }
 
   // -- internals ------------------------------------------------------------------------------
-  _speaker(name) {
-    let spk = this.speakers.get(name);
+  _speaker(key) {
+    let spk = this.speakers.get(key);
     if (!spk) {
       const slot = this.speakers.size;
       spk = { slot, side: slot % 2 === 0 ? "left" : "right" };
-      this.speakers.set(name, spk);
+      this.speakers.set(key, spk);
     }
     return spk;
   }
@@ -142,15 +150,17 @@ export class ChatView {
 
   _bubble(msg, key, text) {
     const speaker = msg.speaker || UNKNOWN;
-    const unknown = speaker === UNKNOWN;
-    const spk = this._speaker(speaker);
+    const who = speakerKey(msg);
+    const unknown = who === UNKNOWN;
+    const spk = this._speaker(who);
     const cls = ["msg", "final", `side-${spk.side}`, `spk-${spk.slot % COLOURS}`, unknown ? "unknown" : ""];
     const title = [msg.caller && `caller: ${msg.caller}`, msg.language && `language: ${msg.language}`,
       msg.score != null && `voice match ${Number(msg.score).toFixed(2)} (${msg.speaker_reason})`]
       .filter(Boolean).join(" · ");
     const node = el("div", {
       class: cls.join(" ").trim(), title: title || null,
-      dataset: { key, utterance: msg.utterance_id, turn: msg.turn || 0, speaker, start: msg.start },
+      dataset: { key, utterance: msg.utterance_id, turn: msg.turn || 0, speaker, start: msg.start,
+        speakerId: unknown ? "" : msg.speaker_id, speakerKind: unknown ? UNKNOWN : msg.speaker_kind || "" },
     },
     el("div", { class: "avatar", "aria-hidden": "true" }, unknown ? "?" : initials(speaker)),
     el("div", { class: "body" },

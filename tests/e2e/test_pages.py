@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.ingest import load_audio
+from server.audio.ingest import load_audio
 
 from conftest import wer, write_wav
 
@@ -240,11 +240,17 @@ def test_call_page_enrolls_two_voices_and_shows_the_conversation(server, launch,
     assert not errors, errors
 
 
+_PROFILE_IDS: dict[str, int] = {}  # speaker name → profile row, so that distinct names get distinct ids
+
+
 def _final(uid, speaker, text, start, end, peer="p1", turn=0, last_turn=True, **extra):
+    """A ``final`` event of protocol 2 as a room delivers it; ``extra`` adds or overrides fields."""
+    unknown = speaker == "unknown"
+    speaker_id = None if unknown else f"profile:{_PROFILE_IDS.setdefault(speaker, len(_PROFILE_IDS) + 1)}"
     return {"type": "final", "utterance_id": uid, "turn": turn, "last_turn": last_turn, "start": start, "end": end,
-            "speaker": speaker, "speaker_id": None if speaker == "unknown" else 1, "score": 0.71,
-            "speaker_reason": "match", "text": text, "language": "en", "words": None, "end_reason": "silence",
-            "server_time": 1.7e9, "peer_id": peer, **extra}
+            "speaker": speaker, "speaker_id": speaker_id, "speaker_kind": "unknown" if unknown else "profile",
+            "score": 0.71, "speaker_reason": "match", "text": text, "language": "en", "words": None,
+            "end_reason": "silence", "server_time": 1.7e9, "peer_id": peer, **extra}
 
 
 def test_chat_bubbles_follow_partials_turns_and_scrolling(server, launch):
@@ -291,6 +297,15 @@ def test_chat_bubbles_follow_partials_turns_and_scrolling(server, launch):
     style = page.eval_on_selector("#chat .msg.unknown .bubble", "e => { const s = getComputedStyle(e); "
                                   "return [s.fontStyle, s.borderTopStyle]; }")
     assert style == ["italic", "dashed"]
+    # sides follow the stable speaker_id, not the label: Carol's profile renamed to Caroline keeps her side
+    carol = _final(2, "Carol", "Me.", 67.0, 67.5)["speaker_id"]
+    feed(_final(3, "Caroline", "Still me.", 68.0, 68.5, speaker_id=carol))
+    renamed = page.eval_on_selector_all("#chat .msg.final", """els => els.slice(-2).map(e =>
+        [e.dataset.speaker, e.dataset.speakerId, e.dataset.speakerKind, e.className])""")
+    assert [r[:3] for r in renamed] == [["Carol", carol, "profile"], ["Caroline", carol, "profile"]]
+    assert all({"side-right", "spk-3"} <= set(r[3].split()) for r in renamed), renamed
+    assert page.eval_on_selector("#chat .msg.unknown", "e => [e.dataset.speakerId, e.dataset.speakerKind]") == \
+        ["", "unknown"]
 
     # auto-scroll follows the newest bubble, pauses while the user reads older ones, resumes at the bottom
     at_bottom = "() => window.callscribe.chat.atBottom()"
@@ -310,9 +325,9 @@ def test_chat_bubbles_follow_partials_turns_and_scrolling(server, launch):
 
 
 def test_page_exports_match_the_server_formats(server, launch):
-    """static/js/export.js renders text, SRT, WebVTT and JSON exactly like server/transcript.py."""
-    from server import transcript
-    from server.events import Final
+    """static/js/export.js gets text, SRT, WebVTT and JSON from POST /api/export: exactly server/export/formats.py."""
+    from server.export import formats as transcript
+    from server.stream.events import Final
 
     events = [_final(0, "Alice", "A thin stripe runs down the middle.", 1.24, 3.58),
               _final(1, "unknown", "", 4.0, 4.3),
@@ -322,8 +337,9 @@ def test_page_exports_match_the_server_formats(server, launch):
     page = launch().new_page()
     page.goto(server.url + "/")
     out = page.evaluate("""async finals => { const m = await import('/static/js/export.js');
-        return {txt: m.toText(finals), srt: m.toSrt(finals), vtt: m.toVtt(finals),
-                json: m.toJson(finals, {room: 'r1'})}; }""", events)
+        return {txt: await m.render('txt', finals, {room: 'r1'}), srt: await m.render('srt', finals, {room: 'r1'}),
+                vtt: await m.render('vtt', finals, {room: 'r1'}), json: await m.render('json', finals, {room: 'r1'})};
+        }""", events)
     assert out["txt"] == transcript.to_text(finals)
     assert out["srt"] == transcript.to_srt(finals)
     assert out["vtt"] == transcript.to_vtt(finals)
@@ -333,6 +349,28 @@ def test_page_exports_match_the_server_formats(server, launch):
     assert len(ours["utterances"]) == len(theirs["utterances"]) == 3
     for mine, ref in zip(ours["utterances"], theirs["utterances"], strict=True):
         assert {k: mine[k] for k in ref} == ref  # plus peer_id / caller for rooms with several callers
+
+
+def test_a_failed_export_shows_a_banner_and_keeps_the_chat(server, launch):
+    """The server refuses a final it cannot read (a protocol-1 final: integer speaker_id, no speaker_kind → 400)."""
+    page = launch().new_page(viewport={"width": 1280, "height": 800})
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    page.goto(server.url + "/")
+    page.wait_for_function("() => window.callscribe && window.callscribe.chat")
+    assert page.is_disabled("#export [data-export=txt]")  # nothing to export yet
+    old = {k: v for k, v in _final(0, "Alice", "From an old server.", 1.0, 2.0, speaker_id=1).items()
+           if k != "speaker_kind"}
+    page.evaluate("e => window.callscribe.chat.handle(e)", old)
+    page.click("#export [data-export=txt]")
+    page.wait_for_selector("#banner:not([hidden])")
+    text = page.inner_text("#banner")
+    assert "Could not export the conversation" in text and "finals[0]." in text and "HTTP 400" in text, text
+    assert page.get_attribute("#banner", "data-kind") == "error"
+    assert [b["text"] for b in bubbles(page)] == ["From an old server."]  # the chat is untouched
+    assert page.is_enabled("#export [data-export=txt]") and not downloads
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "export-error.png"), animations="disabled")
 
 
 def test_profiles_upload_rename_and_delete_on_the_page(server, launch, speech, tmp_path):

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pytest
 
-from server.ingest import load_audio
+from server.audio.ingest import load_audio
 from turn.coturn import CoturnConfig, start, wait_listening
 
 from .conftest import ARTIFACTS, ServerProcess

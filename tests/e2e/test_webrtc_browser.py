@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from server.ingest import load_audio
+from server.audio.ingest import load_audio
 
 from conftest import write_wav
 

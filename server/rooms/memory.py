@@ -1,36 +1,32 @@
-"""Rooms: who listens to what. Every call belongs to a room; its events fan out to every subscriber.
-
-A room keeps its finals (the backlog, "what was said so far") so that a subscriber who joins late first
-receives them, and so that nothing already transcribed is lost when a caller disconnects.
-"""
+"""The in-process room hub: rooms, their subscribers and backlogs in this process's memory
+(the interface: :mod:`server.rooms.hub`)."""
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .events import Event, Final
-
-Subscriber = Callable[[dict], None]
-"""Receives each event as a JSON-ready dict; must not block (it runs on the event loop)."""
+from ..stream.events import Event, Final
+from .hub import Subscriber
 
 
 @dataclass
-class Room:
+class MemoryRoom:
+    """A room held in memory (keeps at most ``max_backlog`` finals)."""
+
     name: str
     backlog: list[Final] = field(default_factory=list)
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     max_backlog: int = 10_000
 
-    def publish(self, event: Event, peer_id: str, speaker_name: str | None = None) -> None:
+    def publish(self, event: Event, peer_id: str, caller: str | None = None) -> None:
         """Send ``event`` (from call ``peer_id``) to every subscriber; finals with words go to the backlog."""
         if isinstance(event, Final) and event.text.strip():
             self.backlog.append(event)
             del self.backlog[: -self.max_backlog]
         message = {**event.model_dump(mode="json"), "peer_id": peer_id}
-        if speaker_name is not None:
-            message["caller"] = speaker_name
+        if caller is not None:
+            message["caller"] = caller
         for subscriber in list(self.subscribers.values()):
             subscriber(message)
 
@@ -44,17 +40,17 @@ class Room:
         self.subscribers.pop(key, None)
 
 
-class Rooms:
-    """Registry of rooms by name (in memory)."""
+class MemoryRoomHub:
+    """Registry of rooms by name (in memory); implements :class:`server.rooms.hub.RoomHub`."""
 
     def __init__(self) -> None:
-        self._rooms: dict[str, Room] = {}
+        self._rooms: dict[str, MemoryRoom] = {}
 
-    def get(self, name: str | None) -> Room:
+    def get(self, name: str | None) -> MemoryRoom:
         """The room ``name``, created on first use; a generated name when None."""
         name = name or f"room-{secrets.token_hex(3)}"
         if name not in self._rooms:
-            self._rooms[name] = Room(name)
+            self._rooms[name] = MemoryRoom(name)
         return self._rooms[name]
 
     def __contains__(self, name: str) -> bool:

@@ -1,18 +1,21 @@
 """The per-stream speech pipeline: frames in, typed events out.
 
 ``push(samples)`` runs VAD and endpointing inline (cheap) and hands model work to the shared
-:class:`~server.workpool.WorkerPool`; events reach ``sink`` strictly in stream order, from whichever
+:class:`~server.compute.workpool.WorkerPool`; events reach ``sink`` strictly in stream order, from whichever
 thread completed the work (wrap the sink with ``loop.call_soon_threadsafe`` in async code).
 
 Per utterance the sink sees ``speech_started``, zero or more ``partial`` (only while a worker is idle:
 partials never delay finals; a partial still pending when its final is queued is dropped), then one
 ``final``. Between ``enroll_start(name)`` and ``enroll_stop()`` utterances are collected as enrollment
 speech instead of being transcribed.
+
+Work leaves as typed jobs (:mod:`server.compute.jobs`); results come back on worker threads. The lock guards
+only the queue of output slots: results are turned into events (word assignment, speaker labels) and handed
+to the sink outside it, by one delivering thread at a time, so the order holds without holding the lock.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import threading
 import time
@@ -20,36 +23,71 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, wait
 from dataclasses import dataclass
+from typing import Literal, Protocol
 
 import numpy as np
 
+from ..audio.vad import FrameClassifier, VadStream, make_classifier
+from ..compute.jobs import EnrollJob, FinalJob, PartialJob
+from ..compute.runtime import SpeechRuntime, UtteranceResult
+from ..speaker.identify import SpeakerTracker
 from . import events
-from .runtime import SpeechRuntime
+from .assembly import assemble, stripped
 from .segmenter import EndpointConfig, PartialSegment, Segment, Segmenter, SpeechStarted, UtteranceEnded
-from .speaker.identify import SpeakerTracker
-from .vad import FrameClassifier, VadStream, make_classifier
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[events.Event], None]
 SHORT_FOR_LANGUAGE_ID_S = 1.5
-"""Language detection is unreliable below ~1.5 s (notes/models.md): reuse the stream's last language."""
+"""Language detection is unreliable below ~1.5 s (docs/measurements.md): reuse the stream's last language."""
+
+PartialOutcome = Literal["submitted", "inflight", "refused"]
 
 
-@dataclass
-class _Slot:
-    """One place in the output order: a ready event, or a future whose result becomes one."""
+class StreamObserver(Protocol):
+    """Told what a stream decides (benchmarks attach here; every method must be quick and must not block)."""
 
-    kind: str  # "event" | "partial" | "final" | "enroll"
-    utterance_id: int | None = None
-    event: events.Event | None = None
-    future: Future | None = None
-    segment: Segment | None = None
-    end_reason: str = "silence"
-    name: str = ""
-    speech_s: float = 0.0
+    def endpoint(self, stream_id: str, utterance_id: int, reason: str) -> None:
+        """An utterance ended (``silence``, ``max_length``, ``stream_end``); its final job is submitted now."""
+
+    def partial_request(self, stream_id: str, utterance_id: int, outcome: PartialOutcome) -> None:
+        """The segmenter asked for a partial: ``submitted``, skipped because one is ``inflight``, or
+        ``refused`` by the pool (no idle worker)."""
+
+
+# -- output slots: one place each in the stream's event order ---------------------------------------
+@dataclass(eq=False)
+class _ReadySlot:
+    event: events.Event
+    future = None
+    skip = False
+
+
+@dataclass(eq=False)
+class _PartialSlot:
+    future: Future
+    segment: Segment
     skip: bool = False
-    submitted: float = 0.0
+
+
+@dataclass(eq=False)
+class _FinalSlot:
+    future: Future
+    segment: Segment
+    end_reason: str
+    submitted: float
+    skip = False
+
+
+@dataclass(eq=False)
+class _EnrollSlot:
+    future: Future
+    name: str
+    speech_s: float
+    skip = False
+
+
+_Slot = _ReadySlot | _PartialSlot | _FinalSlot | _EnrollSlot
 
 
 class StreamProcessor:
@@ -57,18 +95,21 @@ class StreamProcessor:
 
     Args:
         runtime: the shared :class:`SpeechRuntime`.
-        sink: called with each :data:`server.events.Event`, in order.
+        sink: called with each :data:`server.stream.events.Event`, in order.
         language: ISO 639-1 code for this stream, or None for per-utterance detection.
         block: wait for room in the worker queue instead of failing (file mode).
         t0: stream time (s) of the first sample.
         classifier: VAD frame classifier; default from ``Settings.vad``.
         on_latency: called with the seconds from endpoint decision to delivery of each utterance's finals.
+        stream_id: tags this stream's jobs and observer calls (the peer id in the server).
+        observer: optional :class:`StreamObserver`.
     """
 
     def __init__(self, runtime: SpeechRuntime, sink: Sink, *, language: str | None = None,
                  block: bool = False, t0: float = 0.0, word_timestamps: bool | None = None,
                  partials: bool | None = None, classifier: FrameClassifier | None = None,
-                 on_latency: Callable[[float], None] | None = None) -> None:
+                 on_latency: Callable[[float], None] | None = None, stream_id: str = "",
+                 observer: StreamObserver | None = None) -> None:
         s = runtime.settings
         self.runtime = runtime
         self.sink = sink
@@ -84,8 +125,12 @@ class StreamProcessor:
         )
         self.segmenter = Segmenter(self.vad.frame_samples, cfg, t0)
         self.tracker = SpeakerTracker(s.speaker_threshold, s.min_identify_s, s.carry_label_gap_s)
+        self.stream_id = stream_id
+        self.observer = observer
+        self.on_latency = on_latency
         self._slots: deque[_Slot] = deque()
-        self._lock = threading.RLock()
+        self._lock = threading.Condition(threading.RLock())
+        self._delivering = False
         self._pending: set[Future] = set()
         self._partial_inflight: Future | None = None
         self._last_language: str | None = None
@@ -93,7 +138,6 @@ class StreamProcessor:
         self._enroll_segments: list[Segment] = []
         self._closed = False
         self._paused = False
-        self.on_latency = on_latency
 
     # -- input ---------------------------------------------------------------------------------
     def push(self, samples: np.ndarray) -> None:
@@ -159,8 +203,9 @@ class StreamProcessor:
                 name=name, reason=f"too little speech: {speech_s:.1f} s heard, {need:.1f} s needed"))
             return
         audio = np.concatenate([seg.audio for seg in segments])
-        fut = self.runtime.pool.submit(self.runtime.enroll, name, audio, speech_s, source, block=self.block)
-        self._add_slot(_Slot("enroll", future=fut, name=name, speech_s=speech_s))
+        job = EnrollJob(name=name, audio=audio, speech_s=speech_s, source=source, stream_id=self.stream_id)
+        fut = self.runtime.pool.submit(job, block=self.block)
+        self._add_slot(_EnrollSlot(fut, name, speech_s))
 
     def close(self, timeout: float | None = None) -> None:
         """End of stream: finish the open utterance (and enrollment), wait for all results."""
@@ -174,11 +219,18 @@ class StreamProcessor:
         self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until all submitted work has been delivered; False on timeout."""
+        """Block until all submitted work has been delivered to the sink; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._lock:
             pending = set(self._pending)
         _, not_done = wait(pending, timeout=timeout)
         self._pump()
+        with self._lock:  # another thread may still be handing events to the sink
+            while self._delivering:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._lock.wait(left)
         return not not_done
 
     # -- segmenter events → work ---------------------------------------------------------------
@@ -204,32 +256,38 @@ class StreamProcessor:
 
     def _submit_partial(self, seg: Segment) -> None:
         if self._partial_inflight is not None and not self._partial_inflight.done():
+            self._observe_partial(seg, "inflight")
             return
-        fut = self.runtime.pool.submit_optional(self.runtime.partial, seg.audio,
-                                                language=self._language_for(seg.duration))
+        job = PartialJob(audio=seg.audio, language=self._language_for(seg.duration), stream_id=self.stream_id,
+                         utterance_id=seg.utterance_id)
+        fut = self.runtime.pool.submit(job)
+        self._observe_partial(seg, "refused" if fut is None else "submitted")
         if fut is None:
             return
         self._partial_inflight = fut
-        self._add_slot(_Slot("partial", seg.utterance_id, future=fut, segment=seg))
+        self._add_slot(_PartialSlot(fut, seg))
+
+    def _observe_partial(self, seg: Segment, outcome: PartialOutcome) -> None:
+        if self.observer is not None:
+            self.observer.partial_request(self.stream_id, seg.utterance_id, outcome)
 
     def _submit_final(self, seg: Segment, reason: str) -> None:
         with self._lock:
             for slot in list(self._slots):  # cancel() may run callbacks that pump the deque
-                if slot.kind == "partial" and slot.utterance_id == seg.utterance_id:
+                if isinstance(slot, _PartialSlot) and slot.segment.utterance_id == seg.utterance_id:
                     slot.skip = True
-                    if slot.future is not None:
-                        slot.future.cancel()
-        embed = seg.audio if self.tracker.needs_embedding(seg.duration) else None
-        fut = self.runtime.pool.submit(
-            self.runtime.finalize, seg.audio, embed_audio=embed, language=self._language_for(seg.duration),
-            word_timestamps=self.word_timestamps, block=self.block,
-        )
-        self._add_slot(_Slot("final", seg.utterance_id, future=fut, segment=seg, end_reason=reason,
-                             submitted=time.monotonic()))
+                    slot.future.cancel()
+        if self.observer is not None:
+            self.observer.endpoint(self.stream_id, seg.utterance_id, reason)
+        job = FinalJob(audio=seg.audio, identify=self.tracker.needs_embedding(seg.duration),
+                       language=self._language_for(seg.duration), word_timestamps=self.word_timestamps,
+                       stream_id=self.stream_id, utterance_id=seg.utterance_id)
+        fut = self.runtime.pool.submit(job, block=self.block)
+        self._add_slot(_FinalSlot(fut, seg, reason, time.monotonic()))
 
     # -- ordered delivery ----------------------------------------------------------------------
     def _emit_now(self, event: events.Event) -> None:
-        self._add_slot(_Slot("event", event=event))
+        self._add_slot(_ReadySlot(event))
 
     def _add_slot(self, slot: _Slot) -> None:
         with self._lock:
@@ -244,90 +302,88 @@ class StreamProcessor:
             self._pending.discard(fut)
         self._pump()
 
+    def _take_ready(self) -> list[_Slot]:
+        """Pop the leading slots whose result is in (caller holds the lock)."""
+        ready = []
+        while self._slots:
+            slot = self._slots[0]
+            if not slot.skip and slot.future is not None and not slot.future.done():
+                break
+            ready.append(self._slots.popleft())
+        return ready
+
     def _pump(self) -> None:
-        with self._lock:
-            while self._slots:
-                slot = self._slots[0]
-                if not slot.skip and slot.future is not None and not slot.future.done():
+        """Deliver every slot that is ready, in order. One thread delivers at a time; a thread that finds
+        another delivering leaves its ready slots to it (the deliverer looks again before it stops)."""
+        while True:
+            with self._lock:
+                if self._delivering:
                     return
-                self._slots.popleft()
-                if slot.skip:
-                    continue
-                if slot.kind == "final" and self.on_latency is not None:
-                    self.on_latency(time.monotonic() - slot.submitted)
-                for event in self._materialise(slot):
-                    try:
-                        self.sink(event)
-                    except Exception:  # a failing sink must not stop the stream
-                        log.exception("event sink failed")
+                ready = self._take_ready()
+                if not ready:
+                    return
+                self._delivering = True
+            try:
+                for slot in ready:
+                    self._deliver(slot)
+            finally:
+                with self._lock:
+                    self._delivering = False
+                    self._lock.notify_all()
+
+    def _deliver(self, slot: _Slot) -> None:
+        if slot.skip:
+            return
+        if isinstance(slot, _FinalSlot) and self.on_latency is not None:
+            self.on_latency(time.monotonic() - slot.submitted)
+        for event in self._materialise(slot):
+            try:
+                self.sink(event)
+            except Exception:  # a failing sink must not stop the stream
+                log.exception("event sink failed")
 
     def _materialise(self, slot: _Slot) -> list[events.Event]:
-        if slot.kind == "event":
+        if isinstance(slot, _ReadySlot):
             return [slot.event]
-        if slot.kind == "final":
-            return self._finals(slot)
-        event = self._single(slot)
-        return [] if event is None else [event]
-
-    def _single(self, slot: _Slot) -> events.Event | None:
-        fut = slot.future
-        assert fut is not None
-        if fut.cancelled():
-            return None
-        exc = fut.exception()
-        if slot.kind == "enroll":
+        if slot.future.cancelled():
+            return []
+        exc = slot.future.exception()
+        if isinstance(slot, _FinalSlot):
             if exc is not None:
-                return events.EnrollmentFailed(name=slot.name, reason=str(exc))
-            profile = fut.result()
-            return events.EnrollmentCompleted(name=profile.name, profile_id=profile.id, speech_s=slot.speech_s)
-        seg = slot.segment
-        assert seg is not None
+                log.error("decode failed", exc_info=exc)
+                uid = slot.segment.utterance_id
+                return [events.Error(code="decode_failed", message=f"utterance {uid}: {exc}")]
+            return self._finals(slot.segment, slot.end_reason, slot.future.result())
+        if isinstance(slot, _EnrollSlot):
+            if exc is not None:
+                return [events.EnrollmentFailed(name=slot.name, reason=str(exc))]
+            profile = slot.future.result()
+            return [events.EnrollmentCompleted(name=profile.name, profile_id=profile.id, speech_s=slot.speech_s)]
         if exc is not None:
             log.error("partial decode failed", exc_info=exc)
-            return None
-        result = fut.result()
-        if not result.text:
-            return None
-        return events.Partial(utterance_id=seg.utterance_id, start=seg.start, end=seg.end, text=result.text)
-
-    def _finals(self, slot: _Slot) -> list[events.Event]:
-        """One final per utterance, or one per speaker turn when the runtime split it."""
-        seg, fut = slot.segment, slot.future
-        assert seg is not None and fut is not None
-        if fut.cancelled():
             return []
-        if fut.exception() is not None:
-            log.error("decode failed", exc_info=fut.exception())
-            return [events.Error(code="decode_failed", message=f"utterance {seg.utterance_id}: {fut.exception()}")]
-        result = fut.result()
+        result, seg = slot.future.result(), slot.segment
+        if not result.text:
+            return []
+        return [events.Partial(utterance_id=seg.utterance_id, start=seg.start, end=seg.end, text=result.text)]
+
+    def _finals(self, seg: Segment, end_reason: str, result: UtteranceResult) -> list[events.Event]:
+        """One final per utterance, or one per speaker turn when the runtime split it (in delivery order: the
+        speaker tracker's carry rule depends on the previous label)."""
         asr = result.asr
         if asr.language and seg.duration >= SHORT_FOR_LANGUAGE_ID_S:
             self._last_language = asr.language
-        # Whisper's words carry their leading space; shift them onto the stream clock
-        words = [w.model_copy(update={"start": round(w.start + seg.audio_start, 3),
-                                      "end": round(w.end + seg.audio_start, 3)}) for w in asr.words]
-        if result.turns:
-            # each word goes to the turn holding its midpoint (turn boundaries on the stream clock)
-            bounds = [seg.audio_start + t.start for t in result.turns[1:]]
-            owned: list[list[events.Word]] = [[] for _ in result.turns]
-            for w in words:
-                owned[bisect.bisect_right(bounds, (w.start + w.end) / 2)].append(w)
-            edges = [seg.start, *bounds, seg.end]
-            parts = [(edges[i], edges[i + 1], t.embedding, "".join(w.word for w in owned[i]).strip(), owned[i])
-                     for i, t in enumerate(result.turns)]
-        else:
-            parts = [(seg.start, seg.end, result.embedding, asr.text, words)]
+        parts = assemble(seg, result)
         out: list[events.Event] = []
-        profiles = self.runtime.profiles()
-        for i, (a, b, embedding, text, part_words) in enumerate(parts):
-            decision = self.tracker.label(a, b, embedding, profiles)
+        for i, part in enumerate(parts):
+            decision = self.tracker.label(part.start, part.end, part.embedding, result.profiles)
+            who = decision.identity
             out.append(events.Final(
                 utterance_id=seg.utterance_id, turn=i, last_turn=i == len(parts) - 1,
-                start=round(a, 3), end=round(b, 3), speaker=decision.name, speaker_id=decision.profile_id,
+                start=round(part.start, 3), end=round(part.end, 3),
+                speaker=who.label, speaker_id=who.id, speaker_kind=who.kind,
                 score=None if decision.score is None else round(decision.score, 4), speaker_reason=decision.reason,
-                text=text, language=asr.language, end_reason=slot.end_reason,
-                words=[w.model_copy(update={"word": w.word.strip()}) for w in part_words]
-                if self.word_timestamps else None,
+                text=part.text, language=asr.language, end_reason=end_reason,
+                words=stripped(part.words) if self.word_timestamps else None,
             ))
         return out
-

@@ -1,7 +1,10 @@
 """ICE configuration shared by every aiortc peer of the process (server peers and the Python client).
 
-- ``Settings.ice_servers`` → ``RTCConfiguration(iceServers=[...])``. An empty list is passed explicitly:
-  ``RTCConfiguration()`` without ``iceServers`` makes aiortc contact a public STUN server (notes/webrtc.md).
+- :class:`IceServers` → ``RTCConfiguration(iceServers=[...])``. An empty list is passed explicitly:
+  ``RTCConfiguration()`` without ``iceServers`` makes aiortc use Google's public STUN server
+  (``aiortc/rtcpeerconnection.py``, ``RTCConfiguration`` handling in aiortc 1.16). TURN credentials are minted
+  per user by a function the composition root passes in (:func:`turn.credentials.ice_servers`), so this
+  package does not depend on :mod:`turn`.
 - ``Settings.ice_host_addresses`` restricts the local addresses ICE gathers host candidates on. aioice has no
   option for this and leaves loopback out (``aioice.ice.get_host_addresses``); the restriction replaces that
   module-level function for this process (a runtime hook, not an edit of the installed package), so a
@@ -11,12 +14,10 @@
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from aiortc import RTCConfiguration, RTCIceServer
 from aiortc.rtcconfiguration import RTCIceTransportPolicy
-
-from .settings import Settings
 
 _original_get_host_addresses = None
 
@@ -24,7 +25,8 @@ _original_get_host_addresses = None
 def rtc_configuration(ice_servers: Sequence[dict], relay_only: bool = False) -> RTCConfiguration:
     """Build aiortc's configuration; each dict has ``urls`` and optional ``username``/``credential``.
 
-    aiortc uses only the first TURN URL of each server (notes/webrtc.md). ``relay_only`` keeps relay
+    aiortc uses only the first TURN URL of each server (``RTCIceGatherer`` in aiortc 1.16: one TURN
+    server per ICE gatherer). ``relay_only`` keeps relay
     candidates alone (``iceTransportPolicy: "relay"``), e.g. to force media through TURN.
     """
     servers = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
@@ -33,20 +35,26 @@ def rtc_configuration(ice_servers: Sequence[dict], relay_only: bool = False) -> 
     return RTCConfiguration(iceServers=servers, iceTransportPolicy=policy)
 
 
-def ice_servers_for(settings: Settings, user: str) -> list[dict]:
-    """The configured ICE servers plus the TURN URLs with credentials minted now for ``user``.
+TurnMinter = Callable[[str], list[dict]]
+"""``user → RTCIceServer dicts`` with fresh time-limited TURN credentials for that user."""
 
-    Raises:
-        ValueError: TURN URLs are configured without a secret.
+
+class IceServers:
+    """The ICE servers handed to every peer: the configured ones plus, when a TURN minter is given, TURN URLs
+    with credentials minted for the peer's user name.
+
+    Args:
+        static: ``RTCIceServer`` dicts used as they are (``Settings.ice_servers``).
+        turn: the TURN minter, or None when no TURN relay is configured.
     """
-    servers = list(settings.ice_servers)
-    if settings.turn_urls:
-        from turn.credentials import ice_servers
 
-        if not settings.turn_secret:
-            raise ValueError("CALLSCRIBE_TURN_URLS is set but CALLSCRIBE_TURN_SECRET is not")
-        servers += ice_servers(settings.turn_urls, settings.turn_secret, user, settings.turn_ttl_s)
-    return servers
+    def __init__(self, static: Sequence[dict] = (), turn: TurnMinter | None = None) -> None:
+        self.static = list(static)
+        self.turn = turn
+
+    def for_user(self, user: str) -> list[dict]:
+        """The servers for ``user`` (credentials minted now)."""
+        return self.static + (self.turn(user) if self.turn is not None else [])
 
 
 def restrict_host_addresses(addresses: Sequence[str] | None) -> None:

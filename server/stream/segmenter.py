@@ -23,7 +23,7 @@ from typing import Literal
 
 import numpy as np
 
-from . import SAMPLE_RATE
+from .. import SAMPLE_RATE
 
 
 @dataclass(frozen=True)

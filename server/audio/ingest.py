@@ -14,8 +14,8 @@ from pathlib import Path
 import av
 import numpy as np
 
-from . import SAMPLE_RATE
-from .errors import AudioDecodeError
+from .. import SAMPLE_RATE
+from ..errors import AudioDecodeError
 
 
 class FrameResampler:
@@ -127,7 +127,7 @@ def load_audio(path: str | Path) -> np.ndarray:
 class TrackIngest:
     """Frames of a WebRTC audio track → 16 kHz mono float32 on a stream clock that never drifts.
 
-    aiortc does not conceal lost packets: the decoded audio silently gets shorter (notes/webrtc.md). The gap
+    aiortc does not conceal lost packets: the decoded audio silently gets shorter (docs/measurements.md). The gap
     is found from each frame's ``pts`` (in ``1/sample_rate`` units, from the RTP timestamps) and filled with
     silence, so stream time = samples delivered / 16 kHz stays equal to media time. Gaps are capped at
     ``max_gap_s`` (a sender that paused for minutes does not make us allocate minutes of zeros).

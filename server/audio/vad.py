@@ -3,7 +3,7 @@
 - :class:`WebRtcVad`: Google's WebRTC VAD (``webrtcvad-wheels``), 30 ms frames of 16-bit PCM.
 - :class:`SileroVad`: Silero VAD v6 (ONNX, shipped in the faster-whisper wheel), driven directly so its
   LSTM state (``h``/``c``) and 64-sample context carry across 512-sample frames; faster-whisper's own
-  wrapper resets the state on every call and so cannot stream (``shared/notes/models.md``).
+  wrapper resets the state on every call and so cannot stream (docs/measurements.md).
 
 :class:`VadStream` cuts input of any length into the classifier's frames and returns
 ``(frame, speech_probability)`` pairs.
@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from . import SAMPLE_RATE
+from .. import SAMPLE_RATE
 
 
 class FrameClassifier(Protocol):
@@ -65,7 +65,7 @@ class SileroVad:
     def __init__(self, model_path: str | None = None) -> None:
         import onnxruntime
 
-        from .models import silero_vad_onnx
+        from ..models import silero_vad_onnx
 
         opts = onnxruntime.SessionOptions()
         opts.inter_op_num_threads = 1

@@ -1,4 +1,4 @@
-"""The data-channel protocol, version 1: JSON text messages, one object each, discriminated by ``type``.
+"""The data-channel protocol, version 2: JSON text messages, one object each, discriminated by ``type``.
 
 Client → server (validated with pydantic; anything else gets an ``error`` event and the session goes on):
 
@@ -11,9 +11,12 @@ Client → server (validated with pydantic; anything else gets an ``error`` even
 ``ping``          ``{"id": any}`` → ``pong {"id": …}``
 ================  ==========================================================================================
 
-Server → client: ``ready`` once the peer is set up, then the events of :mod:`server.events`
+Server → client: ``ready`` once the peer is set up, then the events of :mod:`server.stream.events`
 (``speech_started``, ``partial``, ``final``, ``enrollment_*``, ``error``), ``transcription`` and ``pong``.
-The full list with examples is in ``docs/protocol.md``.
+The full list with examples is in ``docs/protocol.md``. Version 2 (this one) changed the speaker of a
+``final``: ``speaker_id`` is a stable string id (``"profile:3"``, None for unknown) instead of a profile row
+number, and ``speaker_kind`` (``profile`` | ``anonymous`` | ``unknown``) is new; ``speaker`` stays the
+display label.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
 
 

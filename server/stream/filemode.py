@@ -12,11 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import SAMPLE_RATE, events
-from .errors import ProfileError
-from .ingest import iter_file, probe
+from .. import SAMPLE_RATE
+from ..audio.ingest import iter_file, probe
+from ..compute.runtime import SpeechRuntime
+from ..errors import ProfileError
+from . import events
 from .processor import StreamProcessor
-from .runtime import SpeechRuntime
 
 Progress = Callable[[float], None]
 """Called with the seconds of audio pushed so far."""

@@ -12,22 +12,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-UNKNOWN = "unknown"
-"""Display name of a speaker that matched no voice profile."""
+from ..asr.types import Word
+from ..speaker.identity import SpeakerIdentity, SpeakerKind
+
+__all__ = ["EVENT_ADAPTER", "Event", "Final", "Word"]
 
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class Word(BaseModel):
-    """One word with its timing (seconds, stream clock) and Whisper's probability."""
-
-    model_config = ConfigDict(frozen=True)
-    word: str
-    start: float
-    end: float
-    probability: float
 
 
 class SpeechStarted(_Event):
@@ -52,8 +44,11 @@ class Partial(_Event):
 class Final(_Event):
     """The result of one finished utterance.
 
-    ``speaker`` is the voice profile's display name or ``"unknown"``; ``speaker_id`` is the profile id
-    (None when unknown); ``score`` is the best cosine similarity against the enrolled profiles (None when
+    The speaker is a :class:`server.speaker.identity.SpeakerIdentity` spread over three fields (protocol 2):
+    ``speaker`` the display label (a voice profile's name, or ``"unknown"``), ``speaker_id`` its stable id
+    (``"profile:3"``; None when unknown), ``speaker_kind`` ``profile`` | ``anonymous`` | ``unknown``;
+    :attr:`identity` gives them back as one object. Words are :class:`server.asr.types.Word` on the stream
+    clock. ``score`` is the best cosine similarity against the enrolled profiles (None when
     the utterance was too short to score or no profile exists); ``speaker_reason`` says how the label
     was chosen (``match``, ``below_threshold``, ``too_short``, ``carried``, ``no_profiles``).
     When two people spoke back to back inside one utterance, it comes as several finals with the same
@@ -67,7 +62,8 @@ class Final(_Event):
     start: float
     end: float
     speaker: str
-    speaker_id: int | None
+    speaker_id: str | None
+    speaker_kind: SpeakerKind
     score: float | None
     speaker_reason: str
     text: str
@@ -75,6 +71,10 @@ class Final(_Event):
     words: list[Word] | None = None
     end_reason: Literal["silence", "max_length", "stream_end"] = "silence"
     server_time: float = Field(default_factory=time.time)
+
+    @property
+    def identity(self) -> SpeakerIdentity:
+        return SpeakerIdentity(self.speaker_kind, self.speaker_id, self.speaker)
 
 
 class EnrollmentStarted(_Event):

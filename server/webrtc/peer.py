@@ -6,6 +6,10 @@ It closes on ``close()`` (HTTP DELETE, shutdown), on ICE/DTLS failure, when the 
 or after ``idle_timeout_s`` with neither speech nor messages. Closing finalises the utterance in progress
 and delivers it to whoever still listens (the room), then drops every reference: aiortc keeps peer
 connections alive while anything points at them (aiortc issues #904 and #925).
+
+The peer is transport only: what a data-channel message means is decided by the :class:`ChannelHandler` it is
+given (:class:`signaling.datachannel.DataChannelSession` speaks protocol 2), so this layer knows no wire
+format beyond "JSON text".
 """
 
 from __future__ import annotations
@@ -16,18 +20,19 @@ import json
 import logging
 import secrets
 from collections.abc import Callable
+from typing import Protocol
 
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from . import events, protocol
-from .ice import ice_servers_for, rtc_configuration
-from .ingest import TrackIngest
-from .metrics import Metrics
-from .processor import StreamProcessor
-from .rooms import Room
-from .runtime import SpeechRuntime
-from .settings import Settings
+from ..audio.ingest import TrackIngest
+from ..compute.runtime import SpeechRuntime
+from ..metrics import Metrics
+from ..rooms.hub import Room
+from ..settings import Settings
+from ..stream import events
+from ..stream.processor import StreamObserver, StreamProcessor
+from .ice import IceServers, rtc_configuration
 
 log = logging.getLogger(__name__)
 
@@ -35,42 +40,59 @@ _ROOM_EVENTS = (events.SpeechStarted, events.Partial, events.Final)
 """What the whole room sees; enrollment results, errors and acknowledgements go to the caller alone."""
 
 
+class ChannelHandler(Protocol):
+    """Gives meaning to a peer's data channel (the wire protocol lives above this layer)."""
+
+    def opened(self, peer: CallPeer) -> None:
+        """The data channel is open: greet the client."""
+
+    def message(self, peer: CallPeer, raw: str | bytes) -> None:
+        """One message arrived from the client."""
+
+
 class CallPeer:
     """A caller's WebRTC session.
 
     Args:
         runtime: shared models and pool.
-        options: the session options of the offer.
         room: the room the call belongs to.
         on_closed: called once when the call has been torn down.
-        settings: limits of this call (idle timeout, ICE, message size); default: the runtime's.
+        handler: what the data channel's messages mean.
+        ice: the ICE servers (TURN credentials are minted for ``server-<peer id>``).
+        settings: limits of this call (idle timeout); default: the runtime's.
+        language: ISO 639-1 code of the caller's speech, or None to detect.
+        caller: the caller's display name (shown to the room), or None.
+        transcribe: start transcribing at once (else only after a ``resume()``).
         listen_only: a room viewer (data channel only, no microphone): it first receives the room's backlog,
             then its live events; it has no speech processor and no idle timeout.
+        observer: passed to the call's :class:`StreamProcessor`.
     """
 
-    def __init__(self, runtime: SpeechRuntime, options: protocol.SessionOptions, room: Room,
-                 on_closed: Callable[[CallPeer], None], metrics: Metrics | None = None,
-                 settings: Settings | None = None, listen_only: bool = False) -> None:
+    def __init__(self, runtime: SpeechRuntime, room: Room, on_closed: Callable[[CallPeer], None], *,
+                 handler: ChannelHandler, ice: IceServers, metrics: Metrics | None = None,
+                 settings: Settings | None = None, language: str | None = None, caller: str | None = None,
+                 transcribe: bool = True, listen_only: bool = False,
+                 observer: StreamObserver | None = None) -> None:
         settings = settings or runtime.settings
         self.id = secrets.token_urlsafe(9)
-        self.options = options
         self.room = room
+        self.caller = caller
         self.settings = settings
         self.metrics = metrics
+        self.handler = handler
         self._on_closed = on_closed
         self._loop = asyncio.get_running_loop()
-        self.pc: RTCPeerConnection | None = RTCPeerConnection(
-            rtc_configuration(ice_servers_for(settings, user=f"server-{self.id}")))
+        self.pc: RTCPeerConnection | None = RTCPeerConnection(rtc_configuration(ice.for_user(f"server-{self.id}")))
         self.channel = None
         self.ingest = TrackIngest()
         self.listen_only = listen_only
         self.processor: StreamProcessor | None = None
         if not listen_only:
             self.processor = StreamProcessor(
-                runtime, self._from_worker, language=options.language,
+                runtime, self._from_worker, language=language, stream_id=self.id, observer=observer,
                 on_latency=metrics.decode_latency.observe if metrics else None,
             )
-            if not options.transcribe:
+            if not transcribe:
                 self.processor.pause()  # its "transcription: false" event goes nowhere: no channel yet
         self._tasks: set[asyncio.Task] = set()
         self.closed = asyncio.Event()
@@ -80,7 +102,7 @@ class CallPeer:
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
         if not listen_only:
-            room.subscribe(self.id, self._send, replay=False)
+            room.subscribe(self.id, self.send, replay=False)
 
     # -- signaling -----------------------------------------------------------------------------
     async def answer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
@@ -135,46 +157,23 @@ class CallPeer:
         channel.on("message", self._on_message)
         channel.on("close", lambda: self._spawn(self.close("data channel closed")) if not self._closing else None)
         if channel.readyState == "open":
-            self._send_ready()
+            self._opened()
         else:
-            channel.on("open", self._send_ready)
+            channel.on("open", self._opened)
 
-    def _send_ready(self) -> None:
-        transcribing = self.processor is not None and not self.processor.paused
-        self._send(protocol.Ready(peer_id=self.id, room=self.room.name, transcribing=transcribing,
-                                  listen_only=self.listen_only).model_dump())
-        if self.listen_only:
-            self.room.subscribe(self.id, self._send, replay=True)
+    def _opened(self) -> None:
+        self.handler.opened(self)
 
     def _on_message(self, raw) -> None:
         self.last_activity = self._loop.time()
-        try:
-            msg = protocol.parse_client_message(raw, self.settings.max_message_bytes)
-        except protocol.ProtocolError as exc:
-            if self.metrics is not None:
-                self.metrics.protocol_errors.labels(exc.code).inc()
-            self._send(events.Error(code=exc.code, message=str(exc)).model_dump(mode="json"))
-            return
-        proc = self.processor
-        if isinstance(msg, protocol.Ping):
-            self._send(protocol.Pong(id=msg.id).model_dump())
-        elif proc is None:
-            self._send(events.Error(code="listen_only", message=f"{msg.type} needs a microphone; this is a "
-                                    "listen-only connection").model_dump(mode="json"))
-        elif isinstance(msg, protocol.Session):
-            proc.language = msg.language
-            if msg.name is not None:
-                self.options = self.options.model_copy(update={"name": msg.name})
-        elif isinstance(msg, protocol.EnrollStart):
-            proc.enroll_start(msg.name)
-        elif isinstance(msg, protocol.EnrollStop):
-            proc.enroll_stop()
-        elif isinstance(msg, protocol.TranscribeStart):
-            proc.resume()
-        elif isinstance(msg, protocol.TranscribeStop):
-            proc.pause()
+        self.handler.message(self, raw)
 
-    def _send(self, message: dict) -> None:
+    def follow_room(self) -> None:
+        """Subscribe this (listen-only) connection to its room: the backlog first, then live events."""
+        self.room.subscribe(self.id, self.send, replay=True)
+
+    def send(self, message: dict) -> None:
+        """Send one JSON-ready message on the data channel (dropped while it is not open)."""
         channel = self.channel
         if channel is not None and channel.readyState == "open":
             channel.send(json.dumps(message, ensure_ascii=False))
@@ -195,9 +194,9 @@ class CallPeer:
             elif isinstance(event, events.Partial):
                 self.metrics.partials.inc()
         if isinstance(event, _ROOM_EVENTS):
-            self.room.publish(event, self.id, self.options.name)
+            self.room.publish(event, self.id, self.caller)
         else:
-            self._send(event.model_dump(mode="json"))
+            self.send(event.model_dump(mode="json"))
 
     # -- lifetime ------------------------------------------------------------------------------
     def _spawn(self, coro) -> None:
@@ -210,7 +209,7 @@ class CallPeer:
         while not self._closing:
             await asyncio.sleep(min(1.0, timeout / 4))
             if self._loop.time() - self.last_activity > timeout:
-                self._send(events.Error(code="idle_timeout", message=f"no speech or message for {timeout:g} s")
+                self.send(events.Error(code="idle_timeout", message=f"no speech or message for {timeout:g} s")
                            .model_dump(mode="json"))
                 self._spawn(self.close("idle"))
                 return

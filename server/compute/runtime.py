@@ -1,0 +1,198 @@
+"""The shared speech runtime of one process: the models, one worker pool, one profile store.
+
+Every stream (a WebRTC peer, or a file in ``callscribe transcribe``) gets its own
+:class:`server.stream.processor.StreamProcessor` over the same :class:`SpeechRuntime`. The collaborators are
+passed in (:meth:`SpeechRuntime.from_settings` builds the real ones), so tests and benchmarks can hand it their
+own models, store or pool observer without patching anything.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+
+from .. import SAMPLE_RATE
+from ..asr.types import AsrResult
+from ..settings import Settings
+from ..speaker.profile import VoiceProfile
+from ..store.profiles import ProfileStore
+from .jobs import EnrollJob, FinalJob, Job, PartialJob
+from .workpool import JobObserver, WorkerPool
+
+log = logging.getLogger(__name__)
+
+
+class AsrEngine(Protocol):
+    """What the runtime needs of a speech recogniser (:class:`server.asr.engine.WhisperEngine`)."""
+
+    def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False,
+                   word_timestamps: bool = False) -> AsrResult: ...
+
+
+class Embedder(Protocol):
+    """What the runtime needs of a speaker-embedding model (:class:`server.speaker.embedding.SpeakerEmbedder`)."""
+
+    min_samples: int
+
+    def embed(self, audio: np.ndarray) -> np.ndarray: ...
+
+
+class TurnFinder(Protocol):
+    """Speaker changes inside an utterance (:class:`server.speaker.turns.TurnSplitter`)."""
+
+    def split(self, audio: np.ndarray) -> list[tuple[float, float]]: ...
+
+
+@dataclass
+class Turn:
+    """One speaker's part of an utterance: seconds from the utterance audio's start, and its embedding."""
+
+    start: float
+    end: float
+    embedding: np.ndarray
+
+
+@dataclass
+class UtteranceResult:
+    """What the model work of one final returns.
+
+    ``embedding`` is the whole utterance's ``float32[192]`` (None when too short or no profiles exist);
+    ``turns`` holds two or more parts when a speaker change was found inside the utterance (then ``asr.words``
+    has word timings); ``profiles`` is the snapshot of voice profiles the utterance is to be scored against,
+    taken on the worker so that delivery never reads the store.
+    """
+
+    asr: AsrResult
+    embedding: np.ndarray | None
+    turns: list[Turn] = field(default_factory=list)
+    profiles: Sequence[VoiceProfile] = ()
+
+
+class SpeechRuntime:
+    """Models, pool and store shared by all streams.
+
+    Args:
+        settings: :class:`Settings`.
+        store: the voice-profile store.
+        embedder: the speaker-embedding model.
+        asr: the speech recogniser, or None for enrollment-only use (``callscribe enroll``).
+        turns: the speaker-change finder, or None to keep every utterance whole.
+        observer: told of every model job's run (benchmarks, metrics).
+    """
+
+    def __init__(self, settings: Settings, *, store: ProfileStore, embedder: Embedder, asr: AsrEngine | None,
+                 turns: TurnFinder | None = None, observer: JobObserver | None = None) -> None:
+        self.settings = settings
+        self.store = store
+        self.embedder = embedder
+        self.asr = asr
+        self.turns = turns
+        self.pool = WorkerPool(self.run, settings.asr_workers, settings.max_queue, observer=observer)
+        self._profiles: list[VoiceProfile] | None = None
+        self._profiles_lock = threading.Lock()
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None, *, load_asr: bool = True,
+                      observer: JobObserver | None = None) -> SpeechRuntime:
+        """The real collaborators: SQLite profile store, CAM++, faster-whisper, pyannote segmentation-3.0.
+
+        Raises:
+            ModelError, StoreError: see :mod:`server.models` and :mod:`server.store.profiles`.
+        """
+        from ..asr.engine import WhisperEngine
+        from ..speaker.embedding import SpeakerEmbedder
+
+        settings = settings or Settings()
+        store = ProfileStore(settings.database)
+        try:
+            embedder = SpeakerEmbedder(settings.speaker_model, settings.device)
+            if embedder.device == "cpu" and settings.cpu_threads:
+                limit_torch_threads(settings.cpu_threads)
+            asr = WhisperEngine(settings) if load_asr else None
+            turns = None
+            if load_asr and settings.split_speaker_turns:
+                from ..speaker.turns import TurnSplitter
+
+                turns = TurnSplitter(settings.segmentation_model, min_turn_s=settings.min_identify_s)
+        except BaseException:
+            store.close()
+            raise
+        return cls(settings, store=store, embedder=embedder, asr=asr, turns=turns, observer=observer)
+
+    # -- profiles (cached; writes invalidate) ---------------------------------------------------
+    def profiles(self) -> list[VoiceProfile]:
+        with self._profiles_lock:
+            if self._profiles is None:
+                self._profiles = self.store.list()
+            return self._profiles
+
+    def invalidate_profiles(self) -> None:
+        with self._profiles_lock:
+            self._profiles = None
+
+    # -- model work (runs in pool threads) -----------------------------------------------------
+    def run(self, job: Job):
+        """Execute one job (the pool's ``execute``): :class:`FinalJob` → :class:`UtteranceResult`,
+        :class:`PartialJob` → :class:`AsrResult`, :class:`EnrollJob` → :class:`VoiceProfile`.
+
+        Raises:
+            TypeError: an unknown kind of job.
+        """
+        if isinstance(job, FinalJob):
+            return self.finalize(job)
+        if isinstance(job, PartialJob):
+            return self.partial(job)
+        if isinstance(job, EnrollJob):
+            return self.enroll(job)
+        raise TypeError(f"no handler for {type(job).__name__}")
+
+    def finalize(self, job: FinalJob) -> UtteranceResult:
+        """Speaker work then Whisper on one utterance.
+
+        With profiles enrolled and a turn finder present, the utterance is first split at speaker changes
+        (pyannote segmentation-3.0); each part gets its own embedding and Whisper returns word timings so that
+        the text can be divided between the parts.
+        """
+        if self.asr is None:
+            raise RuntimeError("runtime was created without ASR")
+        audio = job.audio
+        embedding, turns = None, []
+        profiles = self.profiles()
+        if job.identify and audio.size >= self.embedder.min_samples and profiles:
+            parts = self.turns.split(audio) if self.turns is not None else []
+            if len(parts) > 1:
+                turns = [Turn(a, b, self.embedder.embed(audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]))
+                         for a, b in parts]
+            else:
+                embedding = self.embedder.embed(audio)
+        asr = self.asr.transcribe(audio, language=job.language, word_timestamps=job.word_timestamps or bool(turns))
+        return UtteranceResult(asr, embedding, turns, profiles)
+
+    def partial(self, job: PartialJob) -> AsrResult:
+        if self.asr is None:
+            raise RuntimeError("runtime was created without ASR")
+        return self.asr.transcribe(job.audio, language=job.language, partial=True)
+
+    def enroll(self, job: EnrollJob) -> VoiceProfile:
+        """Embed the enrollment speech and store it under ``job.name``."""
+        profile = self.store.enroll(job.name, self.embedder.embed(job.audio), job.speech_s, job.source)
+        self.invalidate_profiles()
+        return profile
+
+    def close(self) -> None:
+        self.pool.close()
+        self.store.close()
+
+
+def limit_torch_threads(threads: int) -> None:
+    """Cap torch's intra-op threads: its default of one per core fights the parallel decode workers on small
+    machines (a 10 s segmentation pass took 640 ms with 2 threads under load vs 58 ms with 1;
+    ``bench/turns_eval.py --threads``)."""
+    import torch
+
+    torch.set_num_threads(threads)

@@ -1,0 +1,1 @@
+"""Alembic migration environment of the callscribe database (run by :class:`server.store.database.Database`)."""
