@@ -231,12 +231,12 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         except (OSError, ssl.SSLError) as exc:
             raise CallscribeError(f"cannot load the TLS certificate/key: {exc}") from None
     restrict_host_addresses(settings.ice_host_addresses)
-    ice_servers(settings)  # a TURN misconfiguration fails here, before the models load
+    ice = ice_servers(settings)  # a TURN misconfiguration fails here, before the models load
     runtime = build_runtime(settings)
     scheme = "https" if ssl_context else "http"
     print(f"callscribe: serving on {scheme}://{settings.host}:{settings.port}/ (Ctrl-C to stop)", flush=True)
     try:
-        web.run_app(create_app(runtime), host=settings.host, port=settings.port, ssl_context=ssl_context,
+        web.run_app(create_app(runtime, ice=ice), host=settings.host, port=settings.port, ssl_context=ssl_context,
                     print=None, access_log=None)
     except OSError as exc:
         raise CallscribeError(f"cannot listen on {settings.host}:{settings.port}: {exc}") from None

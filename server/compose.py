@@ -50,12 +50,13 @@ def _mint(urls: list[str], secret: str, ttl_s: float, user: str) -> list[dict]:
     return credentials.ice_servers(urls, secret, user, ttl_s)
 
 
-def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, rooms: RoomHub | None = None,
-               observer: StreamObserver | None = None) -> web.Application:
-    """The signaling app over ``runtime`` with its collaborators: ICE/TURN from ``settings`` (default: the
-    runtime's), the in-process room hub unless another is given, and an optional stream observer."""
+def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, ice: IceServers | None = None,
+               rooms: RoomHub | None = None, observer: StreamObserver | None = None) -> web.Application:
+    """The signaling app over ``runtime`` with its collaborators: ``ice`` (default: :func:`ice_servers` of
+    ``settings``, itself defaulting to the runtime's), the in-process room hub unless another is given, and an
+    optional stream observer."""
     from signaling.app import build_app
 
     settings = settings or runtime.settings
-    return build_app(runtime, settings, ice=ice_servers(settings), rooms=rooms or MemoryRoomHub(),
+    return build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms or MemoryRoomHub(),
                      observer=observer)

@@ -44,7 +44,7 @@ from server.webrtc.peer import CallPeer
 
 from . import export_api, profiles_api, protocol
 from .datachannel import DataChannelSession
-from .errors import ApiError, errors_as_json, json_error
+from .errors import ApiError, errors_as_json
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,9 @@ OBSERVER = web.AppKey("observer", object)
 VIEWERS_PER_CALL = 16
 
 
-def _admission(app: web.Application, listen_only: bool) -> web.Response | None:
-    """None to admit, else the 503 answer. Callers count against ``max_peers``; room viewers (no audio, no
-    model work) only against ``VIEWERS_PER_CALL × max_peers``."""
+def _admit(app: web.Application, listen_only: bool) -> None:
+    """Admit the offer or raise ``ApiError("server_busy")`` (503 with ``Retry-After``). Callers count against
+    ``max_peers``; room viewers (no audio, no model work) only against ``VIEWERS_PER_CALL × max_peers``."""
     runtime, peers, settings = app[RUNTIME], app[PEERS], app[SETTINGS]
     callers = sum(not p.listen_only for p in peers.values())
     reason = None
@@ -79,10 +79,10 @@ def _admission(app: web.Application, listen_only: bool) -> web.Response | None:
     elif runtime.pool.busy:
         reason = f"{runtime.pool.depth} decodes are waiting"
     if reason is None:
-        return None
+        return
     app[METRICS].refused.labels("server_busy").inc()
-    return json_error(503, "server_busy", f"server too busy: {reason}; retry later",
-                      headers={"Retry-After": str(RETRY_AFTER_S)})
+    raise ApiError("server_busy", f"server too busy: {reason}; retry later",
+                   headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _listen_only(sdp: str) -> bool:
@@ -121,17 +121,16 @@ async def _start_call(app: web.Application, sdp: str, sdp_type: str,
     return peer, answer
 
 
-def _check_body(request: web.Request, content_type: str, what: str) -> web.Response | None:
+def _check_body(request: web.Request, content_type: str, what: str) -> None:
+    """Raises ``ApiError``: ``unsupported_media_type`` (415) or ``too_large`` (413)."""
     if request.content_type != content_type:
-        return json_error(415, "unsupported_media_type", f"{what} are {content_type}")
+        raise ApiError("unsupported_media_type", f"{what} are {content_type}")
     if (request.content_length or 0) > MAX_SDP_BYTES:
-        return json_error(413, "too_large", f"offers are limited to {MAX_SDP_BYTES} bytes")
-    return None
+        raise ApiError("too_large", f"offers are limited to {MAX_SDP_BYTES} bytes")
 
 
 async def offer(request: web.Request) -> web.Response:
-    if bad := _check_body(request, "application/json", "JSON offers"):
-        return bad
+    _check_body(request, "application/json", "JSON offers")
     try:
         body = json.loads(await request.text())
         if not isinstance(body, dict):
@@ -141,26 +140,23 @@ async def offer(request: web.Request) -> web.Response:
             raise ValueError("sdp and type must be strings")
         options = protocol.SessionOptions(**body)
     except (ValueError, KeyError, TypeError, ValidationError) as exc:
-        return json_error(400, "bad_request", f'expected {{"sdp": str, "type": "offer", options…}}: {exc}')
-    if busy := _admission(request.app, listen_only=_listen_only(sdp)):
-        return busy
+        raise ApiError("bad_request", f'expected {{"sdp": str, "type": "offer", options…}}: {exc}') from None
+    _admit(request.app, listen_only=_listen_only(sdp))
     peer, answer = await _start_call(request.app, sdp, sdp_type, options)
     return web.json_response({"sdp": answer.sdp, "type": answer.type, "peer_id": peer.id, "room": peer.room.name})
 
 
 async def whip(request: web.Request) -> web.Response:
-    if bad := _check_body(request, "application/sdp", "WHIP offers (RFC 9725)"):
-        return bad
+    _check_body(request, "application/sdp", "WHIP offers (RFC 9725)")
     try:
         query = dict(request.query)
         if "transcribe" in query:
             query["transcribe"] = query["transcribe"].lower() not in ("0", "false", "no")
         options = protocol.SessionOptions(**query)
     except ValidationError as exc:
-        return json_error(400, "bad_request", f"bad query options: {exc.errors()[0]['msg']}")
+        raise ApiError("bad_request", f"bad query options: {exc.errors()[0]['msg']}") from None
     sdp = await request.text()
-    if busy := _admission(request.app, listen_only=_listen_only(sdp)):
-        return busy
+    _admit(request.app, listen_only=_listen_only(sdp))
     peer, answer = await _start_call(request.app, sdp, "offer", options)
     return web.Response(status=201, text=answer.sdp, content_type="application/sdp",
                         headers={"Location": f"/whip/{peer.id}"})
@@ -169,7 +165,7 @@ async def whip(request: web.Request) -> web.Response:
 async def end_call(request: web.Request) -> web.Response:
     peer = request.app[PEERS].get(request.match_info["peer_id"])
     if peer is None:
-        return json_error(404, "not_found", "no such call")
+        raise ApiError("not_found", "no such call")
     await peer.close("deleted by client")
     return web.Response(status=200 if request.path.startswith("/whip") else 204)
 
@@ -206,7 +202,7 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     page = STATIC_DIR / "room.html"
     if page.is_file():
         return web.FileResponse(page)
-    return json_error(404, "not_found", "no room page is installed")
+    raise ApiError("not_found", "no room page is installed")
 
 
 async def _close_all_peers(app: web.Application) -> None:

@@ -1,9 +1,8 @@
 """One JSON error shape for every route: ``{"error": {"code", "message"}}`` with a 4xx/5xx status.
 
 The status comes from the error's ``code`` (:class:`server.errors.CallscribeError` and its subclasses carry
-one), never from its message text. Handlers either return :func:`json_error` or raise a ``CallscribeError``
-or :class:`ApiError`; :func:`errors_as_json` turns raised errors (and aiohttp's own HTTP errors) into the
-same shape.
+one; :data:`STATUS_BY_CODE`), never from its message text. Handlers raise a ``CallscribeError`` or an
+:class:`ApiError`; :func:`errors_as_json` turns raised errors (and aiohttp's own HTTP errors) into the shape.
 """
 
 from __future__ import annotations

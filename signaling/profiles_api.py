@@ -27,7 +27,7 @@ from server.errors import AudioDecodeError
 from server.speaker.profile import VoiceProfile, check_name
 from server.stream.filemode import enroll_files
 
-from .errors import json_error as _error
+from .errors import ApiError
 
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 
@@ -49,7 +49,7 @@ def add_routes(app: web.Application, runtime_key: web.AppKey) -> None:
 
     async def create_profile(request: web.Request) -> web.Response:
         if not request.content_type.startswith("multipart/"):
-            return _error(415, "unsupported_media_type", "send multipart/form-data with 'name' and 'audio'")
+            raise ApiError("unsupported_media_type", "send multipart/form-data with 'name' and 'audio'")
         name, audio_path = None, None
         with tempfile.TemporaryDirectory(prefix="callscribe-upload-") as tmp:
             reader = await request.multipart()
@@ -63,16 +63,16 @@ def add_routes(app: web.Application, runtime_key: web.AppKey) -> None:
                         while chunk := await part.read_chunk(1 << 16):
                             size += len(chunk)
                             if size > MAX_UPLOAD_BYTES:
-                                return _error(413, "too_large", f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
+                                raise ApiError("too_large", f"uploads are limited to {MAX_UPLOAD_BYTES} bytes")
                             out.write(chunk)
             if not name or audio_path is None:
-                return _error(400, "bad_request", "the form needs 'name' and 'audio'")
+                raise ApiError("bad_request", "the form needs 'name' and 'audio'")
             try:
                 check_name(name)
                 done = await asyncio.to_thread(enroll_files, runtime(request), name, [audio_path])
                 profile = await asyncio.to_thread(runtime(request).store.get, done.name)
             except AudioDecodeError as exc:
-                return _error(400, "bad_audio", str(exc).replace(str(audio_path), "the upload"))
+                raise ApiError("bad_audio", str(exc).replace(str(audio_path), "the upload")) from None
         return web.json_response({"profile": _json(profile), "speech_s": round(done.speech_s, 2)}, status=201)
 
     async def rename_profile(request: web.Request) -> web.Response:
@@ -82,7 +82,7 @@ def add_routes(app: web.Application, runtime_key: web.AppKey) -> None:
             if not isinstance(new, str):
                 raise TypeError
         except (ValueError, KeyError, TypeError):
-            return _error(400, "bad_request", 'expected JSON {"name": "new name"}')
+            raise ApiError("bad_request", 'expected JSON {"name": "new name"}') from None
         rt = runtime(request)
         profile = await asyncio.to_thread(rt.store.rename, request.match_info["name"], new)
         rt.invalidate_profiles()

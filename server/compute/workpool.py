@@ -10,7 +10,8 @@ with (the runtime's). The event loop never waits on a model: callers get a :clas
 - *optional* jobs (partials) are accepted only while a worker is idle and nothing waits, so they never delay
   a final; ``submit`` returns None when one is refused.
 
-An optional :class:`JobObserver` sees every job start and finish (benchmarks and metrics attach here).
+An optional :class:`JobObserver` is told of every job once it has run, with its start and end times
+(benchmarks and metrics attach here).
 """
 
 from __future__ import annotations

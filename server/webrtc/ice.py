@@ -2,7 +2,7 @@
 
 - :class:`IceServers` → ``RTCConfiguration(iceServers=[...])``. An empty list is passed explicitly:
   ``RTCConfiguration()`` without ``iceServers`` makes aiortc use Google's public STUN server
-  (``aiortc/rtcpeerconnection.py``, ``RTCConfiguration`` handling in aiortc 1.16). TURN credentials are minted
+  (``RTCIceGatherer.getDefaultIceServers`` in ``aiortc/rtcicetransport.py``, aiortc 1.16). TURN credentials are minted
   per user by a function the composition root passes in (:func:`turn.credentials.ice_servers`), so this
   package does not depend on :mod:`turn`.
 - ``Settings.ice_host_addresses`` restricts the local addresses ICE gathers host candidates on. aioice has no
@@ -25,8 +25,8 @@ _original_get_host_addresses = None
 def rtc_configuration(ice_servers: Sequence[dict], relay_only: bool = False) -> RTCConfiguration:
     """Build aiortc's configuration; each dict has ``urls`` and optional ``username``/``credential``.
 
-    aiortc uses only the first TURN URL of each server (``RTCIceGatherer`` in aiortc 1.16: one TURN
-    server per ICE gatherer). ``relay_only`` keeps relay
+    aiortc uses only the first STUN and the first TURN URL it is given ("only a single TURN server is
+    supported", ``connection_kwargs`` in ``aiortc/rtcicetransport.py``, aiortc 1.16). ``relay_only`` keeps relay
     candidates alone (``iceTransportPolicy: "relay"``), e.g. to force media through TURN.
     """
     servers = [RTCIceServer(urls=s["urls"], username=s.get("username"), credential=s.get("credential"))
