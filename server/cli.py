@@ -63,8 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("transcribe", help="transcribe a recording with speaker labels")
     t.add_argument("audio", type=Path, help="any file PyAV/FFmpeg decodes (any rate, any channels)")
     t.add_argument("--language", help="ISO 639-1 code (e.g. en, ko); default: detect per utterance")
-    t.add_argument("--format", choices=["text", "json", "srt", "vtt"], default="text")
+    t.add_argument("--format", choices=["text", "json", "srt", "vtt", "rttm"], default="text",
+                   help="rttm: NIST speaker turns (with --diarize: the diarization itself, overlap kept)")
     t.add_argument("--words", action="store_true", help="include word timings (json)")
+    d = t.add_argument_group("diarization (whole file: pyannote segmentation-3.0 + CAM++ clustering)")
+    d.add_argument("--diarize", action="store_true",
+                   help="find who spoke when in the whole file first; voices matching no profile become "
+                        "'Speaker 1', 'Speaker 2', …")
+    d.add_argument("--num-speakers", type=int, metavar="N", help="exactly N speakers (with --diarize)")
+    d.add_argument("--min-speakers", type=int, metavar="N", help="at least N speakers (with --diarize)")
+    d.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers (with --diarize)")
     t.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     _common(t)
 
@@ -141,36 +149,89 @@ def _cmd_transcribe(args: argparse.Namespace) -> int:
     from .audio.ingest import probe
     from .compose import build_runtime
     from .export.formats import render
-    from .stream.filemode import transcribe_file
 
+    counts = {"num_speakers": args.num_speakers, "min_speakers": args.min_speakers,
+              "max_speakers": args.max_speakers}
+    if args.diarize:
+        from .speaker.diarization import check_speaker_counts
+
+        check_speaker_counts(**counts)
+    elif any(v is not None for v in counts.values()):
+        raise CallscribeError("--num-speakers, --min-speakers and --max-speakers need --diarize")
     settings = _settings(args)
     info = probe(args.audio)  # fail fast on bad input, before loading models
     runtime = build_runtime(settings)
+    annotation = None
     try:
-        bar = None
-        if info.duration_s and info.duration_s >= 30 and sys.stderr.isatty():
-            from tqdm import tqdm
-
-            bar = tqdm(total=round(info.duration_s, 1), unit="s", desc=args.audio.name, file=sys.stderr,
-                       bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s [{elapsed}<{remaining}]")
-
-        def progress(seconds: float) -> None:
-            if bar is not None:
-                bar.update(min(seconds, bar.total) - bar.n)
-
-        finals = transcribe_file(runtime, args.audio, language=args.language, word_timestamps=args.words,
-                                 progress=progress)
-        if bar is not None:
-            bar.close()
+        if args.diarize:
+            finals, annotation = _diarized(runtime, args, counts, info.duration_s)
+        else:
+            finals = _streamed(runtime, args, info.duration_s)
     finally:
         runtime.close()
-    out = render(finals, args.format, {"file": str(args.audio), "duration_s": info.duration_s,
-                                        "model": settings.whisper_model})
+    meta = {"file": str(args.audio), "duration_s": info.duration_s, "model": settings.whisper_model}
+    if args.diarize:
+        meta["diarization"] = {k: v for k, v in counts.items() if v is not None}
+    out = render(finals, args.format, meta, annotation=annotation)
     if args.output:
         args.output.write_text(out, encoding="utf-8")
     else:
         sys.stdout.write(out)
     return 0
+
+
+class _Bar:
+    """A tqdm progress bar on a terminal (one per stage), nothing otherwise."""
+
+    def __init__(self, name: str, enabled: bool) -> None:
+        self.name, self.enabled, self.bar = name, enabled, None
+
+    def stage(self, desc: str, total_s: float) -> None:
+        self.close()
+        if self.enabled and total_s:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=round(total_s, 1), unit="s", desc=desc, file=sys.stderr,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} s "
+                                       "[{elapsed}<{remaining}]")
+
+    def __call__(self, seconds: float) -> None:
+        if self.bar is not None:
+            self.bar.update(min(seconds, self.bar.total) - self.bar.n)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _streamed(runtime, args: argparse.Namespace, duration_s: float | None):
+    from .stream.filemode import transcribe_file
+
+    bar = _Bar(args.audio.name, bool(duration_s and duration_s >= 30 and sys.stderr.isatty()))
+    bar.stage(args.audio.name, duration_s or 0.0)
+    try:
+        return transcribe_file(runtime, args.audio, language=args.language, word_timestamps=args.words,
+                               progress=bar)
+    finally:
+        bar.close()
+
+
+def _diarized(runtime, args: argparse.Namespace, counts: dict, duration_s: float | None):
+    """``transcribe --diarize``: the finals (words kept only with ``--words``) and the relabelled diarization."""
+    from .stream.diarize import diarize_file
+
+    bar = _Bar(args.audio.name, sys.stderr.isatty())
+    if bar.enabled:
+        print(f"callscribe: loading the diarization pipeline for {args.audio.name}", file=sys.stderr, flush=True)
+    try:
+        result = diarize_file(runtime, args.audio, language=args.language, progress=bar,
+                              on_stage=lambda name, total: bar.stage(f"{name} {args.audio.name}", total),
+                              **counts)
+    finally:
+        bar.close()
+    finals = result.finals if args.words else [f.model_copy(update={"words": None}) for f in result.finals]
+    return finals, result.annotation
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
@@ -218,7 +279,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from .compose import build_runtime, create_app, ice_servers
-    from .webrtc.ice import restrict_host_addresses
+    from .webrtc.ice import configure_host_addresses
 
     settings = _settings(args)
     if bool(settings.cert) != bool(settings.key):
@@ -230,7 +291,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             ssl_context.load_cert_chain(settings.cert, settings.key)
         except (OSError, ssl.SSLError) as exc:
             raise CallscribeError(f"cannot load the TLS certificate/key: {exc}") from None
-    restrict_host_addresses(settings.ice_host_addresses)
+    configure_host_addresses(settings.ice_host_addresses)
     ice = ice_servers(settings)  # a TURN misconfiguration fails here, before the models load
     runtime = build_runtime(settings)
     scheme = "https" if ssl_context else "http"
@@ -251,10 +312,10 @@ def _cmd_call(args: argparse.Namespace) -> int:
     from signaling.client import call_file
 
     from .audio.ingest import load_audio
-    from .webrtc.ice import restrict_host_addresses
+    from .webrtc.ice import configure_host_addresses
 
     settings = _settings(args)
-    restrict_host_addresses(settings.ice_host_addresses)
+    configure_host_addresses(settings.ice_host_addresses)
     voices = []
     for spec in args.enroll:
         name, sep, path = spec.partition("=")
@@ -323,10 +384,10 @@ def _cmd_listen(args: argparse.Namespace) -> int:
 
     from signaling.client import listen
 
-    from .webrtc.ice import restrict_host_addresses
+    from .webrtc.ice import configure_host_addresses
 
     settings = _settings(args)
-    restrict_host_addresses(settings.ice_host_addresses)
+    configure_host_addresses(settings.ice_host_addresses)
     try:
         asyncio.run(listen(args.server, args.room, seconds=args.seconds, ice_servers=settings.ice_servers or None,
                            on_message=_printer(args.json)))

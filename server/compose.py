@@ -19,6 +19,7 @@ from .errors import CallscribeError
 from .rooms.hub import RoomHub
 from .rooms.memory import MemoryRoomHub
 from .settings import Settings
+from .speaker.clusters import AnonymousSpeakers
 from .stream.processor import StreamObserver
 from .webrtc.ice import IceServers
 
@@ -53,10 +54,17 @@ def _mint(urls: list[str], secret: str, ttl_s: float, user: str) -> list[dict]:
 def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, ice: IceServers | None = None,
                rooms: RoomHub | None = None, observer: StreamObserver | None = None) -> web.Application:
     """The signaling app over ``runtime`` with its collaborators: ``ice`` (default: :func:`ice_servers` of
-    ``settings``, itself defaulting to the runtime's), the in-process room hub unless another is given, and an
+    ``settings``, itself defaulting to the runtime's), the in-process room hub (:func:`room_hub`) unless another
+    is given, and an
     optional stream observer."""
     from signaling.app import build_app
 
     settings = settings or runtime.settings
-    return build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms or MemoryRoomHub(),
+    return build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms or room_hub(settings),
                      observer=observer)
+
+
+def room_hub(settings: Settings) -> MemoryRoomHub:
+    """The in-process room hub; each room clusters anonymous speakers with the configured thresholds (or not
+    at all when ``Settings.anonymous_speakers`` is off)."""
+    return MemoryRoomHub(lambda: AnonymousSpeakers.from_settings(settings) if settings.anonymous_speakers else None)

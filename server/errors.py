@@ -46,3 +46,33 @@ class StoreError(CallscribeError):
     """The profile database is locked, unreadable or not a callscribe database."""
 
     code = "store_error"
+
+
+class SpeakerNotFound(CallscribeError):
+    """No speaker (or no room) with that id."""
+
+    code = "not_found"
+
+
+class NameTaken(CallscribeError):
+    """The name belongs to a voice profile (pass ``extend`` to add to it) or to another speaker of the room."""
+
+    code = "name_taken"
+
+
+class InvalidName(CallscribeError):
+    """The name is empty, too long or reserved."""
+
+    code = "invalid_name"
+
+
+class NotInRoom(CallscribeError):
+    """The request names a room the connection does not belong to."""
+
+    code = "not_in_room"
+
+
+class NotAnonymous(CallscribeError):
+    """The speaker is already a voice profile (rename the profile instead)."""
+
+    code = "not_anonymous"

@@ -150,6 +150,25 @@ def segmentation_checkpoint(override: Path | None = None) -> Path:
     return _local_file(override, "segmentation model", "pyannote_segmentation_3.0", "pytorch_model.bin")
 
 
+def load_segmentation_model(override: Path | None = None):
+    """pyannote segmentation-3.0 as a ``pyannote.audio.Model`` on the CPU, loaded offline from
+    :func:`segmentation_checkpoint` (``Model.from_pretrained(<file path>)``, pyannote.audio 4.0).
+
+    Raises:
+        ModelError: the checkpoint is missing or cannot be loaded.
+    """
+    from pyannote.audio import Model
+
+    path = segmentation_checkpoint(override)
+    try:
+        model = Model.from_pretrained(str(path), map_location="cpu")
+    except Exception as exc:  # pyannote wraps many loader errors
+        raise ModelError(f"cannot load pyannote segmentation-3.0 from {path}: {exc}") from exc
+    if model is None:
+        raise ModelError(f"cannot load pyannote segmentation-3.0 from {path}")
+    return model
+
+
 def silero_vad_onnx() -> Path:
     """Path of Silero VAD v6 (ONNX) as shipped inside the faster-whisper wheel."""
     path = _package_dir("faster_whisper", "faster-whisper") / "assets" / "silero_vad_v6.onnx"

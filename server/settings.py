@@ -85,6 +85,23 @@ class Settings(BaseSettings):
         "identification error on back-to-back speakers (bench/turns_eval.py)"
     )
 
+    anonymous_speakers: bool = Field(
+        True, description="cluster voices that match no profile into per-room anonymous speakers (Speaker 1, 2, …) "
+        "instead of labelling them all unknown (server/speaker/clusters.py)"
+    )
+    anonymous_join_threshold: float = Field(
+        0.62, ge=-1, le=1, description="cosine similarity to an anonymous speaker's centroid that joins it; CAM++ "
+        "scores of different speakers in meetings reach 0.5-0.65 (docs/measurements.md, bench/attribution_eval.py)"
+    )
+    anonymous_new_speaker_s: float = Field(
+        2.0, ge=0, description="speech an unmatched stretch needs to open a new anonymous speaker; shorter ones stay "
+        "unknown"
+    )
+    anonymous_merge_threshold: float = Field(
+        0.75, ge=-1, le=1, description="two anonymous speakers whose centroids reach this similarity are merged "
+        "(the two voices of pyannote_sample.wav reached 0.65)"
+    )
+
     # --- WebRTC server -------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="address the HTTP server binds to")
     port: int = Field(8080, ge=0, le=65535)
@@ -103,7 +120,7 @@ class Settings(BaseSettings):
     )
     ice_host_addresses: list[str] | None = Field(
         None, description="only gather ICE host candidates on these local addresses (multi-homed hosts; tests use "
-        '["127.0.0.1"]); None = every address aioice finds'
+        '["127.0.0.1"]); None = every address aioice finds, or loopback when it finds none'
     )
     max_message_bytes: int = Field(16_384, ge=256, description="largest data-channel message accepted")
 

@@ -13,6 +13,8 @@ Routes:
                           per request (time-limited, :mod:`turn.credentials`)
 ``/api/profiles``         voice profiles: list, enroll from an upload, rename, delete (:mod:`profiles_api`)
 ``POST /api/export``      render finals as text, JSON, SRT or WebVTT (:mod:`export_api`)
+``/api/rooms/{room}/speakers``  a room's anonymous speakers; name one, optionally saving its voice
+                          (:mod:`speakers_api`)
 ``GET /healthz``          process alive · ``GET /readyz`` models loaded · ``GET /metrics`` Prometheus text
 ``GET /``                 the pages in ``static/``
 ``GET /room/{name}``      the live room view (``static/room.html``)
@@ -37,12 +39,13 @@ from pydantic import ValidationError
 from server.compute.runtime import SpeechRuntime
 from server.metrics import Metrics
 from server.rooms.hub import RoomHub
+from server.rooms.naming import SpeakerNaming
 from server.settings import Settings
 from server.stream.processor import StreamObserver
 from server.webrtc.ice import IceServers
 from server.webrtc.peer import CallPeer
 
-from . import export_api, profiles_api, protocol
+from . import export_api, profiles_api, protocol, speakers_api
 from .datachannel import DataChannelSession
 from .errors import ApiError, errors_as_json
 
@@ -60,6 +63,7 @@ METRICS = web.AppKey("metrics", Metrics)
 ICE = web.AppKey("ice", IceServers)
 CHANNEL = web.AppKey("channel", DataChannelSession)
 OBSERVER = web.AppKey("observer", object)
+NAMING = web.AppKey("naming", SpeakerNaming)
 
 
 VIEWERS_PER_CALL = 16
@@ -224,7 +228,8 @@ def build_app(runtime: SpeechRuntime, settings: Settings, *, ice: IceServers, ro
     app[ROOMS] = rooms
     app[ICE] = ice
     app[METRICS] = metrics or Metrics(queue_depth=lambda: runtime.pool.depth)
-    app[CHANNEL] = DataChannelSession(settings.max_message_bytes, app[METRICS])
+    app[NAMING] = SpeakerNaming(rooms, runtime)
+    app[CHANNEL] = DataChannelSession(settings.max_message_bytes, app[METRICS], app[NAMING])
     app[OBSERVER] = observer
     app.router.add_post("/api/offer", offer)
     app.router.add_delete("/api/peers/{peer_id}", end_call)
@@ -233,6 +238,7 @@ def build_app(runtime: SpeechRuntime, settings: Settings, *, ice: IceServers, ro
     app.router.add_get("/api/ice-servers", ice_servers)
     profiles_api.add_routes(app, RUNTIME)
     export_api.add_routes(app)
+    speakers_api.add_routes(app, NAMING)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus_metrics)

@@ -7,11 +7,16 @@ message gets an ``error`` event and the call goes on.
 
 from __future__ import annotations
 
+import asyncio
+
+from server.errors import CallscribeError, NotInRoom
 from server.metrics import Metrics
+from server.rooms.naming import SpeakerNaming
 from server.stream import events
 from server.webrtc.peer import CallPeer
 
 from . import protocol
+from .speakers_api import name_speaker
 
 
 class DataChannelSession:
@@ -20,11 +25,15 @@ class DataChannelSession:
     Args:
         max_message_bytes: larger messages are refused with ``message_too_large``.
         metrics: counts protocol errors by code.
+        naming: names anonymous speakers (``name_speaker``); None refuses it.
     """
 
-    def __init__(self, max_message_bytes: int, metrics: Metrics | None = None) -> None:
+    def __init__(self, max_message_bytes: int, metrics: Metrics | None = None,
+                 naming: SpeakerNaming | None = None) -> None:
         self.max_message_bytes = max_message_bytes
         self.metrics = metrics
+        self.naming = naming
+        self._tasks: set[asyncio.Task] = set()
 
     def opened(self, peer: CallPeer) -> None:
         transcribing = peer.processor is not None and not peer.processor.paused
@@ -44,6 +53,10 @@ class DataChannelSession:
         proc = peer.processor
         if isinstance(msg, protocol.Ping):
             peer.send(protocol.Pong(id=msg.id).model_dump())
+        elif isinstance(msg, protocol.NameSpeaker):
+            task = asyncio.get_running_loop().create_task(self._name_speaker(peer, msg))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
         elif proc is None:
             peer.send(events.Error(code="listen_only", message=f"{msg.type} needs a microphone; this is a "
                                    "listen-only connection").model_dump(mode="json"))
@@ -51,6 +64,7 @@ class DataChannelSession:
             proc.language = msg.language
             if msg.name is not None:
                 peer.caller = msg.name
+                peer.room.join(peer.id, peer.caller)
         elif isinstance(msg, protocol.EnrollStart):
             proc.enroll_start(msg.name)
         elif isinstance(msg, protocol.EnrollStop):
@@ -59,3 +73,16 @@ class DataChannelSession:
             proc.resume()
         elif isinstance(msg, protocol.TranscribeStop):
             proc.pause()
+
+    async def _name_speaker(self, peer: CallPeer, msg: protocol.NameSpeaker) -> None:
+        room = peer.room.name
+        try:
+            if msg.room is not None and msg.room != room:
+                raise NotInRoom(f"this connection is in room {room!r}, not {msg.room!r}")
+            if self.naming is None:
+                raise CallscribeError("naming speakers is not available on this server")
+            ack = await name_speaker(self.naming, room, msg.speaker_id, msg.name, save=msg.save, extend=msg.extend)
+        except CallscribeError as exc:
+            peer.send(events.Error(code=exc.code, message=str(exc)).model_dump(mode="json"))
+            return
+        peer.send(ack.model_dump())

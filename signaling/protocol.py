@@ -1,4 +1,4 @@
-"""The data-channel protocol, version 2: JSON text messages, one object each, discriminated by ``type``.
+"""The data-channel protocol, version 3: JSON text messages, one object each, discriminated by ``type``.
 
 Client → server (validated with pydantic; anything else gets an ``error`` event and the session goes on):
 
@@ -8,15 +8,20 @@ Client → server (validated with pydantic; anything else gets an ``error`` even
 ``enroll_stop``   ``{}`` — embed and store it → ``enrollment_completed`` or ``enrollment_failed``
 ``transcribe_start`` / ``transcribe_stop``  ``{}`` — (re)start or stop transcription (stop finalises the open
                   utterance) → ``transcription {"active": bool}``
+``name_speaker``  ``{"speaker_id": "anon:2", "name": str, "save": bool, "extend": bool, "room"?: str}`` — name
+                  an anonymous speaker of the connection's room (callers and viewers); with ``save`` its voice
+                  becomes a profile (``extend``: add to an existing one) → ``speaker_named`` to the requester,
+                  ``speaker_relabeled`` to the room, or an ``error`` (``not_found``, ``name_taken``,
+                  ``invalid_name``, ``not_in_room``, ``not_anonymous``, ``profile_error``)
 ``ping``          ``{"id": any}`` → ``pong {"id": …}``
 ================  ==========================================================================================
 
 Server → client: ``ready`` once the peer is set up, then the events of :mod:`server.stream.events`
-(``speech_started``, ``partial``, ``final``, ``enrollment_*``, ``error``), ``transcription`` and ``pong``.
-The full list with examples is in ``docs/protocol.md``. Version 2 (this one) changed the speaker of a
-``final``: ``speaker_id`` is a stable string id (``"profile:3"``, None for unknown) instead of a profile row
-number, and ``speaker_kind`` (``profile`` | ``anonymous`` | ``unknown``) is new; ``speaker`` stays the
-display label.
+(``speech_started``, ``partial``, ``final``, ``speaker_relabeled``, ``enrollment_*``, ``error``),
+``transcription``, ``room`` (:class:`server.rooms.hub.RoomState`), ``speaker_named`` and ``pong``.
+The full list with examples is in ``docs/protocol.md``. Version 3 (this one) adds anonymous speakers
+(``speaker_kind: "anonymous"``, ``speaker_id: "anon:N"``), ``speaker_relabeled``, ``name_speaker`` /
+``speaker_named`` and ``room``; version 2 made ``speaker_id`` a stable string id.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
-PROTOCOL_VERSION = 2
+PROTOCOL_VERSION = 3
 LANGUAGE_PATTERN = r"^[a-z]{2,3}$"
 
 
@@ -66,13 +71,22 @@ class TranscribeStop(_Message):
     type: Literal["transcribe_stop"]
 
 
+class NameSpeaker(_Message):
+    type: Literal["name_speaker"]
+    speaker_id: str = Field(min_length=1, max_length=64)
+    name: str = Field(max_length=200)
+    save: bool = False
+    extend: bool = False
+    room: str | None = Field(None, max_length=64)
+
+
 class Ping(_Message):
     type: Literal["ping"]
     id: Any = None
 
 
-ClientMessage = Annotated[Session | EnrollStart | EnrollStop | TranscribeStart | TranscribeStop | Ping,
-                          Field(discriminator="type")]
+ClientMessage = Annotated[Session | EnrollStart | EnrollStop | TranscribeStart | TranscribeStop | NameSpeaker
+                          | Ping, Field(discriminator="type")]
 _CLIENT = TypeAdapter(ClientMessage)
 
 
@@ -83,6 +97,15 @@ class Ready(_Message):
     room: str
     transcribing: bool
     listen_only: bool = False
+
+
+class SpeakerNamed(_Message):
+    """Acknowledges a ``name_speaker`` (to the requester; the room gets the ``speaker_relabeled``)."""
+
+    type: Literal["speaker_named"] = "speaker_named"
+    speaker_id: str
+    name: str
+    profile_id: int | None
 
 
 class Pong(_Message):

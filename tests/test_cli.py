@@ -56,9 +56,10 @@ def test_transcribe_json(cli, speech):
     assert len(utts) >= 2
     for u in utts:
         assert {"start", "end", "speaker", "text"} <= u.keys()
-        assert 0 <= u["start"] < u["end"] <= 11.1 and u["speaker"] == "unknown"
+        assert 0 <= u["start"] < u["end"] <= 11.1 and u["speaker"] in ("Speaker 1", "unknown")
         assert u["words"] and u["start"] - 0.5 <= u["words"][0]["start"] <= u["words"][-1]["end"] <= u["end"] + 0.6
     assert "country" in " ".join(u["text"] for u in utts).lower()
+    assert "Speaker 1" in {u["speaker"] for u in utts}  # one voice, nobody enrolled: one anonymous speaker
 
 
 @pytest.mark.speech
@@ -144,3 +145,46 @@ def test_call_unreachable_server(cli, speech):
 def test_call_bad_enroll_argument(cli, speech):
     proc = cli("call", speech / "jfk.flac", "--server", "http://127.0.0.1:9", "--enroll", "Alice")
     assert proc.returncode == 1 and "NAME=AUDIO" in proc.stderr
+
+
+# --- transcribe --diarize / --format rttm ---------------------------------------------------------------------
+@pytest.mark.parametrize("args,message", [
+    (["--diarize", "--min-speakers", "3", "--max-speakers", "2"], "min_speakers (3) is larger than max_speakers (2)"),
+    (["--diarize", "--num-speakers", "0"], "num_speakers must be a whole number ≥ 1"),
+    (["--diarize", "--num-speakers", "4", "--max-speakers", "3"], "num_speakers (4) is above max_speakers (3)"),
+    (["--num-speakers", "2"], "need --diarize"),
+])
+def test_diarize_bad_speaker_counts(cli, tmp_path, args, message):
+    path = write_wav(tmp_path / "x.wav", np.zeros(16000, np.float32))
+    proc = cli("transcribe", path, *args)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("callscribe: error:") and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.speech
+def test_transcribe_diarize_rttm_and_json(cli, speech, tmp_path):
+    from pyannote.database.util import load_rttm
+
+    out = tmp_path / "sample.rttm"
+    proc = cli("transcribe", speech / "pyannote_sample.wav", "--diarize", "--format", "rttm", "--language", "en",
+               "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    parsed = load_rttm(out)
+    assert list(parsed) == ["pyannote_sample"]
+    assert sorted(parsed["pyannote_sample"].labels()) == ["Speaker_1", "Speaker_2"]
+    body = json.loads(cli("transcribe", speech / "pyannote_sample.wav", "--diarize", "--num-speakers", "2",
+                          "--format", "json", "--language", "en").stdout)
+    assert body["diarization"] == {"num_speakers": 2}
+    assert {(s["speaker_kind"], s["speaker_id"]) for s in body["speakers"]} == {("anonymous", "anon:1"),
+                                                                               ("anonymous", "anon:2")}
+    assert sum(s["turns"] for s in body["speakers"]) == len(body["utterances"])
+
+
+@pytest.mark.speech
+def test_transcribe_rttm_without_diarize(cli, speech):
+    proc = cli("transcribe", speech / "jfk.flac", "--format", "rttm")
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split() for line in proc.stdout.splitlines()]
+    assert len(lines) >= 2 and all(len(f) == 10 and f[:3] == ["SPEAKER", "jfk", "1"] for f in lines)
+    assert len({f[7] for f in lines}) == 1  # one speaker, whatever the streaming path calls an unenrolled voice
+    assert all(float(f[3]) >= 0 and float(f[4]) > 0 for f in lines)

@@ -21,6 +21,27 @@ def test_partial_loop_filter():
     assert guards.collapse_repeats("very very good", 1, min_ngram=3) == "very very good"
 
 
+@pytest.mark.parametrize(("raw", "clean"), [
+    # Whisper base's partial decodes of harvard_2spk (short window + 2 s padding), copied from a probe run
+    ("Sunday is the best part of the week Sunday is the best part", "Sunday is the best part of the week"),
+    ("Sunday is the best Sunday is the best Sunday is", "Sunday is the best"),
+    ("The pencils have all been used. The pencils have all been", "The pencils have all been used."),
+    ("The pencils have all the pencils have all the pencils", "The pencils have all"),
+    ("Jump the fence and hurry up the bank. Jump the fence", "Jump the fence and hurry up the bank."),
+    ("Men the coat men the coat men the coat", "Men the coat"),
+])
+def test_partial_restarting_itself_is_cut(raw, clean):
+    assert guards.clean_partial(raw) == clean
+
+
+def test_partial_guard_leaves_normal_text_alone():
+    for text in ["A thin stripe runs down the middle.", "Can pair's lack full flavor.", "Sunday Sunday",
+                 "We said no and we", "very very good", "Ask not what your country can do for you, ask what you can "
+                 "do for your country."]:
+        assert guards.clean_partial(text) == text
+    assert guards.trim_restarted_tail("the best the best") == "the best"  # a whole second copy is a loop too
+
+
 def test_collapse_repeats_leaves_normal_text_alone():
     text = "Ask not what your country can do for you, ask what you can do for your country."
     assert guards.collapse_repeats(text) == text

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from server.asr.types import AsrResult
 from server.compute.jobs import FinalJob, PartialJob
-from server.compute.runtime import UtteranceResult
+from server.compute.runtime import Enrollment, UtteranceResult
 from server.compute.workpool import WorkerPool
 from server.settings import Settings
 from server.speaker.profile import VoiceProfile
@@ -71,7 +71,7 @@ class FakeRuntime:
 
     def enroll(self, job):
         self.enrolled.append((job.name, job.speech_s))
-        return VoiceProfile(7, job.name, np.zeros(192, np.float32), job.speech_s, 1, 0, 0)
+        return Enrollment(VoiceProfile(7, job.name, np.zeros(192, np.float32), job.speech_s, 1, 0, 0))
 
 
 def speech_like(seconds):

@@ -345,6 +345,129 @@ async def test_profiles_rest_api(runtime, voices, tmp_path):
             async with http.delete(f"{url}/api/profiles/Caroline") as r:
                 assert r.status == 404
             result = await call_file(url, enroll["Alice"], speed=SPEED)
-            assert {f["speaker"] for f in result.finals if f["text"]} == {"unknown"}
+            spoken = [f for f in result.finals if f["text"]]  # no profile left: one anonymous voice
+            assert {(f["speaker_kind"], f["speaker"]) for f in spoken} == {("anonymous", "Speaker 1")}
+    finally:
+        await server.close()
+
+
+async def _until(condition, timeout_s=10.0):
+    for _ in range(int(timeout_s / 0.1)):
+        if condition():
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("condition not met in time")
+
+
+async def _clear_profiles(http, url):
+    async with http.get(f"{url}/api/profiles") as r:
+        for p in (await r.json())["profiles"]:
+            async with http.delete(f"{url}/api/profiles/{p['name']}") as d:
+                assert d.status == 204
+
+
+async def test_name_an_anonymous_speaker_then_the_next_call_knows_the_voice(runtime, voices):
+    enroll, _, _ = voices
+    server, url = await start(runtime)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _clear_profiles(http, url)
+            async with http.post(f"{url}/api/rooms/nowhere/speakers/anon:1/name", json={"name": "X"}) as r:
+                assert r.status == 404 and (await r.json())["error"]["code"] == "not_found"
+            async with CallSession(url, room="team", listen_only=True) as viewer:
+                await _until(lambda: any(m["type"] == "room" for m in viewer.result.messages))
+                assert [m["callers"] for m in viewer.result.messages if m["type"] == "room"] == [0]
+                calling = viewer.expect(lambda m: m["type"] == "room" and m["callers"] == 1)
+                async with CallSession(url, room="team", speed=SPEED, name="Ann", transcribe=False) as call:
+                    await asyncio.wait_for(calling, 10)
+                    finals = [f for f in await call.transcribe(enroll["Alice"]) if f["text"]]
+                    assert {f["speaker_id"] for f in finals} == {"anon:1"}, finals
+                    assert {f["speaker"] for f in finals} == {"Speaker 1"}
+                    async with http.get(f"{url}/api/rooms/team/speakers") as r:
+                        listed = (await r.json())["speakers"]
+                    assert [(s["speaker_id"], s["speaker_kind"]) for s in listed] == [("anon:1", "anonymous")]
+                    assert listed[0]["speech_s"] >= 3
+
+                    async def ask(message):
+                        reply = call.expect(lambda m: m["type"] in ("error", "speaker_named"))
+                        call.send({"type": "name_speaker", **message})
+                        return await asyncio.wait_for(reply, 10)
+
+                    # bad requests: nothing is relabelled
+                    assert (await ask({"speaker_id": "anon:7", "name": "Zed"}))["code"] == "not_found"
+                    assert (await ask({"speaker_id": "anon:1", "name": "Zed", "room": "other"}))["code"] == \
+                        "not_in_room"
+                    assert (await ask({"speaker_id": "anon:1", "name": "unknown"}))["code"] == "invalid_name"
+                    async with http.post(f"{url}/api/profiles", data=_form("Bob", enroll["Bob"])) as r:
+                        assert r.status == 201
+                    taken = await ask({"speaker_id": "anon:1", "name": "bob", "save": True})
+                    assert taken["code"] == "name_taken"
+                    assert not [m for m in viewer.result.messages if m["type"] == "speaker_relabeled"]
+
+                    relabel = viewer.expect(lambda m: m["type"] == "speaker_relabeled")
+                    ack = await ask({"speaker_id": "anon:1", "name": "Carla", "save": True})
+                    assert ack["type"] == "speaker_named" and ack["name"] == "Carla" and ack["profile_id"]
+                    moved = await asyncio.wait_for(relabel, 10)
+                    assert (moved["from_id"], moved["speaker_id"], moved["speaker"], moved["reason"]) == (
+                        "anon:1", f"profile:{ack['profile_id']}", "Carla", "named")
+                    assert any(m["type"] == "speaker_relabeled" for m in call.result.messages)
+                    again = await ask({"speaker_id": "anon:1", "name": "Carla2"})
+                    assert again["code"] == "not_anonymous"
+                ended = viewer.expect(lambda m: m["type"] == "room" and m["callers"] == 0)
+                await asyncio.wait_for(ended, 10)
+            # a late viewer gets the finals and the relabel that corrected them
+            async with CallSession(url, room="team", listen_only=True) as late:
+                await _until(lambda: any(m["type"] == "room" for m in late.result.messages))
+                kinds = [m["type"] for m in late.result.messages if m.get("backlog")]
+                assert kinds[-1] == "speaker_relabeled" and "final" in kinds
+            # the next call, in another room, knows the voice by its new name
+            result = await call_file(url, enroll["Alice"], speed=SPEED)
+            assert {f["speaker"] for f in result.finals if f["text"]} == {"Carla"}
+            async with http.get(f"{url}/api/profiles") as r:
+                assert sorted(p["name"] for p in (await r.json())["profiles"]) == ["Bob", "Carla"]
+    finally:
+        await server.close()
+
+
+def _form(name, audio):
+    import tempfile
+    from pathlib import Path
+
+    from conftest import write_wav
+
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = write_wav(Path(tmp) / "voice.wav", audio).read_bytes()
+    data = aiohttp.FormData()
+    data.add_field("name", name)
+    data.add_field("audio", wav, filename="voice.wav")
+    return data
+
+
+async def test_name_over_rest_and_enrolling_a_known_voice_twice_warns(runtime, voices):
+    enroll, _, _ = voices
+    server, url = await start(runtime)
+    try:
+        async with aiohttp.ClientSession() as http:
+            await _clear_profiles(http, url)
+            result = await call_file(url, enroll["Bob"], speed=SPEED, room="rest")
+            assert {f["speaker_id"] for f in result.finals if f["text"]} == {"anon:1"}
+            name = f"{url}/api/rooms/rest/speakers/anon:1/name"
+            async with http.post(name, json={"name": ""}) as r:
+                assert r.status == 400 and (await r.json())["error"]["code"] == "invalid_name"
+            async with http.post(name, json={"nom": "x"}) as r:
+                assert r.status == 400 and (await r.json())["error"]["code"] == "bad_request"
+            async with http.post(name, json={"name": "Robert"}) as r:  # a label only: no profile
+                assert r.status == 200 and await r.json() == {"speaker_id": "anon:1", "name": "Robert",
+                                                              "profile_id": None}
+            async with http.get(f"{url}/api/profiles") as r:
+                assert (await r.json())["profiles"] == []
+            async with http.get(f"{url}/api/rooms/rest/speakers") as r:
+                assert [s["speaker"] for s in (await r.json())["speakers"]] == ["Robert"]
+            # enrolling the same voice under two names: the second enrollment says whom it sounds like
+            async with CallSession(url, speed=SPEED, transcribe=False) as call:
+                first = await call.enroll("Bob", enroll["Bob"])
+                second = await call.enroll("Bobby", enroll["Bob"])
+            assert first["similar_to"] is None
+            assert second["similar_to"] == "Bob" and second["similarity"] >= runtime.settings.speaker_threshold
     finally:
         await server.close()

@@ -166,7 +166,7 @@ class WhisperEngine:
                                    suppress_blank=True, suppress_tokens=[-1])[0]
         tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
         # a short window loops more easily than a 30 s one: no phrase of 3+ words twice in a row in a partial
-        text = guards.collapse_repeats(guards.collapse_repeats(tokenizer.decode(tokens).strip()), 1, min_ngram=3)
+        text = guards.clean_partial(tokenizer.decode(tokens).strip())
         avg_logprob = result.scores[0] / (len(tokens) + 1)
         if guards.is_no_speech(result.no_speech_prob, avg_logprob, self.settings.no_speech_threshold,
                                self.settings.log_prob_threshold):

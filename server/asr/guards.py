@@ -11,6 +11,10 @@ faster-whisper issue trackers; docs/measurements.md). The guards, in order:
    times in a row is kept ``max_repeats`` times.
 4. *Known phrases* (:func:`is_known_hallucination`): whole outputs that Whisper is known to produce on
    non-speech (subtitle credits, "thanks for watching", Korean "시청해주셔서 감사합니다" …).
+5. *Restarted tail* (:func:`trim_restarted_tail`, partials): on the short partial window Whisper reads the
+   speech, then starts it again over the 2 s of padding until the length bound cuts it
+   ("Sunday is the best part of the week Sunday is the best part"). The cut copy is not a whole repeat, so
+   :func:`collapse_repeats` keeps it; this drops it. :func:`clean_partial` applies 3 and 5 to a partial.
 """
 
 from __future__ import annotations
@@ -126,3 +130,28 @@ def collapse_repeats(text: str, max_repeats: int = 2, max_ngram: int = 8, min_ng
                     changed = True
                 i += 1
     return " ".join(words)
+
+
+def _key(word: str) -> str:
+    return word.lower().strip(".,!?;:\"'")
+
+
+def trim_restarted_tail(text: str, min_words: int = 2) -> str:
+    """Drop a tail that starts the text over: the last *k* ≥ ``min_words`` words equal the first *k* and follow
+    at least *k* other words (a decoding loop cut short, not speech).
+
+    >>> trim_restarted_tail("Sunday is the best part of the week Sunday is the best part")
+    'Sunday is the best part of the week'
+    """
+    words = _WORD.findall(text)
+    keys = [_key(w) for w in words]
+    for k in range(len(words) // 2, min_words - 1, -1):
+        if keys[-k:] == keys[:k]:
+            return " ".join(words[:-k])
+    return text
+
+
+def clean_partial(text: str) -> str:
+    """The guards for an interim (partial) decode: repeats collapsed (a phrase of 3+ words at most once in a row,
+    anything else at most twice), then a restarted tail dropped."""
+    return trim_restarted_tail(collapse_repeats(collapse_repeats(text), 1, min_ngram=3))

@@ -44,7 +44,9 @@ class FinalJob(Job):
     """Speaker work then Whisper on one finished utterance.
 
     ``audio`` is ``float32[n]`` at 16 kHz; ``identify`` is False when the utterance is too short to identify
-    (no embedding is computed); ``language`` an ISO 639-1 code or None to detect.
+    (no embedding is computed); ``cluster``: the stream places voices that match no profile among anonymous
+    speakers, so speaker work is needed even when no profile exists; ``language`` an ISO 639-1 code or None to
+    detect.
     """
 
     priority: ClassVar[Priority] = Priority.FINAL
@@ -52,6 +54,7 @@ class FinalJob(Job):
     identify: bool
     language: str | None
     word_timestamps: bool
+    cluster: bool = False
 
 
 @dataclass(eq=False)

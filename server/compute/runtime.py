@@ -61,7 +61,8 @@ class Turn:
 class UtteranceResult:
     """What the model work of one final returns.
 
-    ``embedding`` is the whole utterance's ``float32[192]`` (None when too short or no profiles exist);
+    ``embedding`` is the whole utterance's ``float32[192]`` (None when too short, or when no profiles exist and
+    the stream does not cluster anonymous speakers);
     ``turns`` holds two or more parts when a speaker change was found inside the utterance (then ``asr.words``
     has word timings); ``profiles`` is the snapshot of voice profiles the utterance is to be scored against,
     taken on the worker so that delivery never reads the store.
@@ -71,6 +72,16 @@ class UtteranceResult:
     embedding: np.ndarray | None
     turns: list[Turn] = field(default_factory=list)
     profiles: Sequence[VoiceProfile] = ()
+
+
+@dataclass(frozen=True)
+class Enrollment:
+    """An enrollment's outcome: the stored profile and, when the voice matched another profile, its name and
+    cosine similarity."""
+
+    profile: VoiceProfile
+    similar_to: str | None = None
+    similarity: float | None = None
 
 
 class SpeechRuntime:
@@ -138,7 +149,7 @@ class SpeechRuntime:
     # -- model work (runs in pool threads) -----------------------------------------------------
     def run(self, job: Job):
         """Execute one job (the pool's ``execute``): :class:`FinalJob` → :class:`UtteranceResult`,
-        :class:`PartialJob` → :class:`AsrResult`, :class:`EnrollJob` → :class:`VoiceProfile`.
+        :class:`PartialJob` → :class:`AsrResult`, :class:`EnrollJob` → :class:`Enrollment`.
 
         Raises:
             TypeError: an unknown kind of job.
@@ -154,7 +165,8 @@ class SpeechRuntime:
     def finalize(self, job: FinalJob) -> UtteranceResult:
         """Speaker work then Whisper on one utterance.
 
-        With profiles enrolled and a turn finder present, the utterance is first split at speaker changes
+        When speakers are to be told apart (profiles enrolled, or ``job.cluster``) and a turn finder is
+        present, the utterance is first split at speaker changes
         (pyannote segmentation-3.0); each part gets its own embedding and Whisper returns word timings so that
         the text can be divided between the parts.
         """
@@ -163,7 +175,7 @@ class SpeechRuntime:
         audio = job.audio
         embedding, turns = None, []
         profiles = self.profiles()
-        if job.identify and audio.size >= self.embedder.min_samples and profiles:
+        if job.identify and audio.size >= self.embedder.min_samples and (profiles or job.cluster):
             parts = self.turns.split(audio) if self.turns is not None else []
             if len(parts) > 1:
                 turns = [Turn(a, b, self.embedder.embed(audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]))
@@ -178,11 +190,21 @@ class SpeechRuntime:
             raise RuntimeError("runtime was created without ASR")
         return self.asr.transcribe(job.audio, language=job.language, partial=True)
 
-    def enroll(self, job: EnrollJob) -> VoiceProfile:
-        """Embed the enrollment speech and store it under ``job.name``."""
-        profile = self.store.enroll(job.name, self.embedder.embed(job.audio), job.speech_s, job.source)
+    def enroll(self, job: EnrollJob) -> Enrollment:
+        """Embed the enrollment speech and store it under ``job.name``; say which *other* profile, if any, the
+        voice matches (cosine at or above ``Settings.speaker_threshold``: probably the same person twice)."""
+        embedding = self.embedder.embed(job.audio)
+        key = " ".join(job.name.split()).lower()
+        others = [p for p in self.profiles() if p.name.lower() != key]
+        similar, similarity = None, None
+        if others:
+            scores = np.stack([p.embedding for p in others]) @ embedding
+            best = int(np.argmax(scores))
+            if scores[best] >= self.settings.speaker_threshold:
+                similar, similarity = others[best].name, round(float(scores[best]), 4)
+        profile = self.store.enroll(job.name, embedding, job.speech_s, job.source)
         self.invalidate_profiles()
-        return profile
+        return Enrollment(profile, similar, similarity)
 
     def close(self) -> None:
         self.pool.close()

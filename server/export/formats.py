@@ -1,11 +1,14 @@
-"""Render a conversation (a list of :class:`server.stream.events.Final`) as chat text, JSON, SRT or WebVTT.
+"""Render a conversation (a list of :class:`server.stream.events.Final`) as chat text, JSON, SRT, WebVTT or RTTM.
 
 The one implementation of the export formats: ``callscribe transcribe`` writes them and the pages download
 them from ``POST /api/export`` (:mod:`signaling.export_api`).
 
 SRT and WebVTT follow their usual definitions (SubRip ``HH:MM:SS,mmm``; W3C WebVTT ``HH:MM:SS.mmm`` with a
-``WEBVTT`` header and ``<v Speaker>`` voice spans). Finals with empty text (noise the guards removed) are
-left out of every format.
+``WEBVTT`` header and ``<v Speaker>`` voice spans). RTTM is NIST's Rich Transcription Time Marked format as
+diarization tools read it (pyannote, dscore): one line per speaker turn,
+``SPEAKER <file> 1 <start> <duration> <NA> <NA> <speaker> <NA> <NA>``, times in seconds; fields are separated by
+spaces, so spaces inside a file or speaker name become ``_``. Finals with empty text (noise the guards removed)
+are left out of every format.
 """
 
 from __future__ import annotations
@@ -13,11 +16,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import PurePath
+from typing import TYPE_CHECKING, Literal
 
 from ..stream.events import Final
 
-Format = Literal["text", "json", "srt", "vtt"]
+if TYPE_CHECKING:
+    from pyannote.core import Annotation
+
+Format = Literal["text", "json", "srt", "vtt", "rttm"]
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,7 @@ FORMATS: dict[str, FormatSpec] = {
     "json": FormatSpec("application/json", "json"),
     "srt": FormatSpec("application/x-subrip", "srt"),
     "vtt": FormatSpec("text/vtt", "vtt"),
+    "rttm": FormatSpec("text/plain", "rttm"),
 }
 
 
@@ -89,25 +97,81 @@ def to_vtt(finals: Iterable[Final]) -> str:
 
 def to_json(finals: Sequence[Final], /, *, extra: Sequence[dict] | None = None, **meta) -> str:
     """One object: ``{"utterances": [{start, end, speaker, speaker_id, speaker_kind, score, text, language, …}],
-    "speakers": [{speaker, speech_s}], …meta}``; ``extra[i]`` (e.g. a room's ``peer_id``/``caller``) is merged
-    into the i-th final's utterance."""
+    "speakers": [...], …meta}``; ``extra[i]`` (e.g. a room's ``peer_id``/``caller``) is merged into the i-th
+    final's utterance. ``speakers`` (:func:`speaker_totals`) has one entry per speaker in order of first
+    appearance."""
     return _json(finals, extra, meta)
+
+
+def speaker_totals(finals: Iterable[Final]) -> list[dict]:
+    """Per-speaker totals of the finals with text, in order of first appearance.
+
+    Each is ``{"speaker", "speaker_id", "speaker_kind", "talk_time_s", "turns", "words", "speech_s"}``:
+    ``talk_time_s`` is the summed ``end - start`` of the speaker's finals in seconds (``speech_s``, its older
+    name, the same value), ``turns`` their number, ``words`` their word count (word timings when present,
+    else whitespace-separated words of the text). Speakers are told apart by ``speaker_id`` (all ``unknown``
+    finals make one entry).
+    """
+    totals: dict[tuple, dict] = {}
+    for f in _spoken(finals):
+        key = (f.speaker_kind, f.speaker_id if f.speaker_id is not None else f.speaker)
+        entry = totals.setdefault(key, {"speaker": f.speaker, "speaker_id": f.speaker_id,
+                                        "speaker_kind": f.speaker_kind, "talk_time_s": 0.0, "turns": 0, "words": 0})
+        entry["talk_time_s"] += f.end - f.start
+        entry["turns"] += 1
+        entry["words"] += len(f.words) if f.words else len(f.text.split())
+    for entry in totals.values():
+        entry["talk_time_s"] = entry["speech_s"] = round(entry["talk_time_s"], 2)
+    return list(totals.values())
 
 
 def _json(finals: Sequence[Final], extra: Sequence[dict] | None, meta: Mapping[str, object]) -> str:
     utterances = [{**f.model_dump(mode="json", exclude={"type", "server_time"}), **x}
                   for f, x in _spoken_with(finals, extra)]
-    speakers: dict[str, float] = {}
-    for u in utterances:
-        speakers[u["speaker"]] = speakers.get(u["speaker"], 0.0) + u["end"] - u["start"]
-    body = {**meta, "utterances": utterances,
-            "speakers": [{"speaker": k, "speech_s": round(v, 2)} for k, v in speakers.items()]}
+    body = {**meta, "utterances": utterances, "speakers": speaker_totals(finals)}
     return json.dumps(body, ensure_ascii=False, indent=2) + "\n"
 
 
+def _rttm_field(text: str) -> str:
+    return "_".join(str(text).split()) or "NA"
+
+
+def to_rttm(finals: Iterable[Final], uri: str = "audio", annotation: Annotation | None = None) -> str:
+    """NIST RTTM ``SPEAKER`` lines, one per speaker turn, sorted by start time.
+
+    Args:
+        finals: used when ``annotation`` is None: one line per final with text (``start``, ``end - start``,
+            ``speaker``).
+        uri: the file field (e.g. the recording's name without extension).
+        annotation: a diarization (:class:`pyannote.core.Annotation`, overlap kept) to write instead of the
+            finals: every track becomes a line, labelled with its label.
+    """
+    if annotation is not None:
+        turns = [(s.start, s.end, str(label)) for s, _, label in annotation.itertracks(yield_label=True)]
+    else:
+        turns = [(f.start, f.end, f.speaker) for f in _spoken(finals)]
+    name = _rttm_field(uri)
+    lines = [f"SPEAKER {name} 1 {start:.3f} {max(0.0, end - start):.3f} <NA> <NA> {_rttm_field(label)} <NA> <NA>"
+             for start, end, label in sorted(turns, key=lambda t: (t[0], t[1], t[2]))]
+    return "".join(line + "\n" for line in lines)
+
+
+def _rttm_uri(meta: Mapping[str, object] | None) -> str:
+    meta = meta or {}
+    if isinstance(meta.get("file"), str) and meta["file"]:
+        return PurePath(str(meta["file"])).stem
+    if isinstance(meta.get("room"), str) and meta["room"]:
+        return str(meta["room"])
+    return "audio"
+
+
 def render(finals: list[Final], fmt: Format, meta: Mapping[str, object] | None = None, *,
-           extra: Sequence[dict] | None = None) -> str:
+           extra: Sequence[dict] | None = None, annotation: Annotation | None = None) -> str:
     """Render in ``fmt``; ``meta`` and ``extra`` (see :func:`to_json`) go into the JSON object only.
+
+    RTTM's file field is ``meta["file"]``'s name without extension (else ``meta["room"]``, else ``audio``); with
+    ``annotation`` (a diarization) RTTM is written from it instead of from the finals (:func:`to_rttm`); the
+    other formats ignore it.
 
     Raises:
         ValueError: an unknown format.
@@ -120,4 +184,6 @@ def render(finals: list[Final], fmt: Format, meta: Mapping[str, object] | None =
         return to_srt(finals)
     if fmt == "vtt":
         return to_vtt(finals)
+    if fmt == "rttm":
+        return to_rttm(finals, _rttm_uri(meta), annotation)
     raise ValueError(f"unknown format {fmt!r}")

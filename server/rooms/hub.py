@@ -1,41 +1,69 @@
 """The room hub interface: what peers and routes need of rooms, whatever keeps them.
 
-Every call belongs to a room; its events fan out to every subscriber of the room. A room keeps its finals
-(the backlog, "what was said so far") so that a subscriber who joins late first receives them, and so that
-nothing already transcribed is lost when a caller disconnects. :class:`server.rooms.memory.MemoryRoomHub` is
-the in-process implementation; a networked one (several nodes) implements the same two protocols.
+Every call belongs to a room; its events fan out to every subscriber of the room. A room keeps its finals and
+the relabels that corrected them (the backlog, "what was said so far") so that a subscriber who joins late
+first receives them, and so that nothing already transcribed is lost when a caller disconnects. A room also
+owns its anonymous speakers (:class:`server.speaker.clusters.AnonymousSpeakers`), shared by all its calls, so
+one voice keeps one label across the room's callers, and it tells subscribers who is calling
+(:class:`RoomState`). :class:`server.rooms.memory.MemoryRoomHub` is the in-process implementation; a
+networked one (several nodes) implements the same two protocols.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Literal, Protocol
 
-from ..stream.events import Event, Final
+from pydantic import BaseModel, ConfigDict
+
+from ..speaker.clusters import AnonymousSpeakers
+from ..stream.events import Event, Final, SpeakerRelabeled
 
 Subscriber = Callable[[dict], None]
 """Receives each event as a JSON-ready dict; must not block (it runs on the event loop)."""
 
 
+class RoomState(BaseModel):
+    """Who is calling: sent to every subscriber when a call joins or leaves, and to each new subscriber.
+    ``callers`` counts calls with a microphone (room viewers are not counted); ``names`` their caller names."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    type: Literal["room"] = "room"
+    room: str
+    callers: int
+    names: list[str | None]
+
+
 class Room(Protocol):
     name: str
+    speakers: AnonymousSpeakers | None
 
     @property
-    def backlog(self) -> Sequence[Final]:
-        """The room's finals with text, oldest first."""
+    def backlog(self) -> Sequence[Final | SpeakerRelabeled]:
+        """The room's finals with text and the relabels among them, oldest first."""
 
     def publish(self, event: Event, peer_id: str, caller: str | None = None) -> None:
         """Send ``event`` (from call ``peer_id``, whose caller is named ``caller``) to every subscriber."""
 
     def subscribe(self, key: str, subscriber: Subscriber, replay: bool = True) -> None:
-        """Add a subscriber; with ``replay`` it first receives the backlog (each message marked ``backlog``)."""
+        """Add a subscriber; with ``replay`` it first receives the backlog (each message marked ``backlog``)
+        and the room's :class:`RoomState`."""
 
     def unsubscribe(self, key: str) -> None: ...
+
+    def join(self, peer_id: str, caller: str | None) -> None:
+        """A call with a microphone joined (or renamed its caller): subscribers get the new :class:`RoomState`."""
+
+    def leave(self, peer_id: str) -> None:
+        """That call ended: subscribers get the new :class:`RoomState`."""
 
 
 class RoomHub(Protocol):
     def get(self, name: str | None) -> Room:
         """The room ``name``, created on first use; a generated name when None."""
+
+    def find(self, name: str) -> Room | None:
+        """The room ``name`` if it exists (never creates one)."""
 
     def __contains__(self, name: str) -> bool: ...
 

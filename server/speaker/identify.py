@@ -2,15 +2,17 @@
 
 Open-set identification by cosine similarity (the scoring of CAM++/3D-Speaker and WeSpeaker):
 
-1. No profiles enrolled → ``unknown`` (``no_profiles``).
-2. Utterance shorter than ``min_identify_s`` (1 s: CAM++ identification fell to 82 % at 0.5 s,
+1. Utterance shorter than ``min_identify_s`` (1 s: CAM++ identification fell to 82 % at 0.5 s,
    docs/measurements.md) → not scored on its own: it inherits the stream's previous label if that utterance
    ended at most ``carry_gap_s`` before it started (``carried``), else ``unknown`` (``too_short``).
-3. Otherwise the best-scoring profile wins if its cosine similarity reaches ``threshold``
-   (``match``); else ``unknown`` (``below_threshold``). 0.50–0.55 separated known from unknown
-   speakers on LibriSpeech (same ≈ 0.83, different ≈ 0.38, p95 0.51).
+2. Otherwise the best-scoring profile wins if its cosine similarity reaches ``threshold``
+   (``match``). 0.50–0.55 separated known from unknown speakers on LibriSpeech (same ≈ 0.83,
+   different ≈ 0.38, p95 0.51).
+3. A voice that matches no profile goes to the room's anonymous speakers
+   (:class:`server.speaker.clusters.AnonymousSpeakers`: ``cluster``, ``new_speaker`` or ``uncertain``);
+   without that registry it is ``unknown`` (``below_threshold``, or ``no_profiles`` when none exist).
 
-:class:`SpeakerTracker` holds the per-stream memory of rule 2.
+:class:`SpeakerTracker` holds the per-stream memory of rule 1.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .clusters import AnonymousSpeakers, Relabel
 from .identity import UNKNOWN, SpeakerIdentity
 from .profile import VoiceProfile
 
@@ -27,15 +30,18 @@ from .profile import VoiceProfile
 @dataclass(frozen=True)
 class SpeakerDecision:
     """Label of one utterance: its :class:`SpeakerIdentity`, the best cosine ``score`` (None when not scored) and
-    the ``reason`` (``match``, ``below_threshold``, ``too_short``, ``carried``, ``no_profiles``)."""
+    the ``reason`` (``match``, ``below_threshold``, ``too_short``, ``carried``, ``no_profiles``, or the
+    anonymous-speaker reasons ``cluster``, ``new_speaker``, ``uncertain``); ``relabels``: corrections of
+    earlier labels that this decision caused (:class:`server.speaker.clusters.Relabel`)."""
 
     identity: SpeakerIdentity
     score: float | None
     reason: str
+    relabels: tuple[Relabel, ...] = ()
 
     @property
     def name(self) -> str:
-        """The display label (a profile's name or ``"unknown"``)."""
+        """The display label (a profile's name, an anonymous speaker's label, or ``"unknown"``)."""
         return self.identity.label
 
     @property
@@ -65,12 +71,18 @@ def decide(embedding: np.ndarray, profiles: Sequence[VoiceProfile], threshold: f
 
 
 class SpeakerTracker:
-    """Per-stream labelling with the short-utterance rule (rule 2)."""
+    """Per-stream labelling with the short-utterance rule (rule 1).
 
-    def __init__(self, threshold: float = 0.5, min_identify_s: float = 1.0, carry_gap_s: float = 1.5) -> None:
+    ``speakers`` is the room's :class:`AnonymousSpeakers` (shared by its streams), or None to label every
+    voice that matches no profile ``unknown``.
+    """
+
+    def __init__(self, threshold: float = 0.5, min_identify_s: float = 1.0, carry_gap_s: float = 1.5,
+                 speakers: AnonymousSpeakers | None = None) -> None:
         self.threshold = threshold
         self.min_identify_s = min_identify_s
         self.carry_gap_s = carry_gap_s
+        self.speakers = speakers
         self._last: tuple[SpeakerDecision, float] | None = None  # (decision, end time)
 
     def needs_embedding(self, duration_s: float) -> bool:
@@ -79,15 +91,28 @@ class SpeakerTracker:
     def label(self, start: float, end: float, embedding: np.ndarray | None,
               profiles: Sequence[VoiceProfile]) -> SpeakerDecision:
         """Label the utterance ``[start, end]`` (seconds); ``embedding`` None when too short to embed."""
-        if not profiles:
-            decision = SpeakerDecision(UNKNOWN, None, "no_profiles")
-        elif embedding is None or end - start < self.min_identify_s:
+        if embedding is None or end - start < self.min_identify_s:
             last = self._last
             if last is not None and start - last[1] <= self.carry_gap_s and last[0].identity.known:
-                decision = SpeakerDecision(last[0].identity, None, "carried")
+                decision = SpeakerDecision(self._current(last[0].identity), None, "carried")
+            elif not profiles and self.speakers is None:
+                decision = SpeakerDecision(UNKNOWN, None, "no_profiles")
             else:
                 decision = SpeakerDecision(UNKNOWN, None, "too_short")
         else:
             decision = decide(embedding, profiles, self.threshold)
+            if decision.reason != "match" and self.speakers is not None:
+                placed = self.speakers.assign(embedding, end - start, profiles)
+                score = placed.score if placed.score is not None else decision.score  # first voice: the profiles'
+                decision = SpeakerDecision(placed.identity, score, placed.reason, placed.relabels)
         self._last = (decision, end)
         return decision
+
+    def _current(self, identity: SpeakerIdentity) -> SpeakerIdentity:
+        """An anonymous identity as it stands now (it may have been named, merged or linked meanwhile)."""
+        if identity.kind != "anonymous" or self.speakers is None or identity.id is None:
+            return identity
+        try:
+            return self.speakers.find(identity.id).identity
+        except KeyError:
+            return identity

@@ -5,7 +5,8 @@
 - ``profile``: an enrolled voice profile; ``id`` is ``"profile:<row id>"``, ``label`` its display name;
 - ``anonymous``: a voice that matched no profile but was recognised again within a room (clustered online);
   ``id`` is stable for the room, ``label`` e.g. ``"Speaker 1"``;
-- ``unknown``: too short or too uncertain to place; ``id`` is None, ``label`` ``"unknown"``.
+- ``unknown``: too short or too uncertain to place; ``label`` ``"unknown"``, ``id`` None — or a tentative
+  ``"tentative:<n>"`` when the voice may yet turn out to be an anonymous speaker (a later relabel says so).
 
 Pages and clients key on ``id`` (or ``kind`` for ``unknown``), never on the display label, which can change
 when a profile is renamed.

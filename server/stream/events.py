@@ -8,6 +8,7 @@ Times are seconds on the stream clock (0 = first sample of the stream) unless na
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
@@ -15,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from ..asr.types import Word
 from ..speaker.identity import SpeakerIdentity, SpeakerKind
 
-__all__ = ["EVENT_ADAPTER", "Event", "Final", "Word"]
+__all__ = ["EVENT_ADAPTER", "Event", "Final", "Word", "relabeled"]
 
 
 class _Event(BaseModel):
@@ -45,12 +46,15 @@ class Final(_Event):
     """The result of one finished utterance.
 
     The speaker is a :class:`server.speaker.identity.SpeakerIdentity` spread over three fields (protocol 2):
-    ``speaker`` the display label (a voice profile's name, or ``"unknown"``), ``speaker_id`` its stable id
-    (``"profile:3"``; None when unknown), ``speaker_kind`` ``profile`` | ``anonymous`` | ``unknown``;
-    :attr:`identity` gives them back as one object. Words are :class:`server.asr.types.Word` on the stream
-    clock. ``score`` is the best cosine similarity against the enrolled profiles (None when
-    the utterance was too short to score or no profile exists); ``speaker_reason`` says how the label
-    was chosen (``match``, ``below_threshold``, ``too_short``, ``carried``, ``no_profiles``).
+    ``speaker`` the display label (a voice profile's name, ``"Speaker 2"`` for an anonymous voice, or
+    ``"unknown"``), ``speaker_id`` its stable id (``"profile:3"``, ``"anon:2"`` — stable within a room; None
+    when unknown), ``speaker_kind`` ``profile`` | ``anonymous`` | ``unknown``; :attr:`identity` gives them back
+    as one object. Later corrections come as :class:`SpeakerRelabeled`. Words are
+    :class:`server.asr.types.Word` on the stream clock. ``score`` is the cosine similarity behind the label
+    (the best profile's, or for anonymous speakers the best centroid's; None when not scored);
+    ``speaker_reason`` says how the label was chosen (``match``, ``below_threshold``, ``too_short``,
+    ``carried``, ``no_profiles``, ``cluster``, ``new_speaker``, ``uncertain``; :mod:`server.speaker.identify`;
+    ``no_speech`` for a final whose text the guards emptied).
     When two people spoke back to back inside one utterance, it comes as several finals with the same
     ``utterance_id`` and ``turn`` 0, 1, …; ``last_turn`` marks the last of them (the utterance is settled).
     """
@@ -77,18 +81,45 @@ class Final(_Event):
         return SpeakerIdentity(self.speaker_kind, self.speaker_id, self.speaker)
 
 
+class SpeakerRelabeled(_Event):
+    """Every earlier final whose ``speaker_id`` is ``from_id`` now belongs to the speaker given here.
+
+    ``reason``: ``merged`` (two anonymous speakers were found to be one), ``enrolled`` (a voice profile
+    enrolled meanwhile matches the speaker), ``named`` (someone named the speaker; ``speaker_id`` equals
+    ``from_id`` unless it was saved as a voice profile). Finals are never rewritten in place: clients apply
+    this event to what they show, and a room replays it after its backlog finals.
+    """
+
+    type: Literal["speaker_relabeled"] = "speaker_relabeled"
+    from_id: str
+    speaker: str
+    speaker_id: str
+    speaker_kind: SpeakerKind
+    reason: Literal["merged", "enrolled", "named"]
+    server_time: float = Field(default_factory=time.time)
+
+    @classmethod
+    def of(cls, from_id: str, identity: SpeakerIdentity, reason: str) -> SpeakerRelabeled:
+        return cls(from_id=from_id, speaker=identity.label, speaker_id=identity.id or "",
+                   speaker_kind=identity.kind, reason=reason)
+
+
 class EnrollmentStarted(_Event):
     type: Literal["enrollment_started"] = "enrollment_started"
     name: str
 
 
 class EnrollmentCompleted(_Event):
-    """A voice profile was created or extended; ``speech_s`` is the speech used this time."""
+    """A voice profile was created or extended; ``speech_s`` is the speech used this time. ``similar_to``
+    names another profile whose voice this enrollment matched (cosine ``similarity`` at or above the
+    identification threshold): probably the same person enrolled twice."""
 
     type: Literal["enrollment_completed"] = "enrollment_completed"
     name: str
     profile_id: int
     speech_s: float
+    similar_to: str | None = None
+    similarity: float | None = None
 
 
 class EnrollmentFailed(_Event):
@@ -113,9 +144,22 @@ class Error(_Event):
 
 
 Event = Annotated[
-    SpeechStarted | Partial | Final | EnrollmentStarted | EnrollmentCompleted | EnrollmentFailed | Transcription
-    | Error,
+    SpeechStarted | Partial | Final | SpeakerRelabeled | EnrollmentStarted | EnrollmentCompleted | EnrollmentFailed
+    | Transcription | Error,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def relabeled(stream: Iterable[Event]) -> list[Final]:
+    """The finals of an event stream as they stand after every later :class:`SpeakerRelabeled` (what a page
+    shows at the end of a call; what file mode writes). A relabel applies to the finals before it."""
+    finals: list[Final] = []
+    for event in stream:
+        if isinstance(event, Final):
+            finals.append(event)
+        elif isinstance(event, SpeakerRelabeled):
+            update = {"speaker": event.speaker, "speaker_id": event.speaker_id, "speaker_kind": event.speaker_kind}
+            finals = [f.model_copy(update=update) if f.speaker_id == event.from_id else f for f in finals]
+    return finals
 """Validates a dict or JSON into the right event class: ``EVENT_ADAPTER.validate_json(raw)``."""

@@ -28,7 +28,9 @@ GAP_BETWEEN_FILES_S = 1.0
 def transcribe_file(runtime: SpeechRuntime, path: str | Path, *, language: str | None = None,
                     word_timestamps: bool | None = None, progress: Progress | None = None,
                     on_event: Callable[[events.Event], None] | None = None) -> list[events.Final]:
-    """Transcribe one file; returns the finals in order (empty-text finals included).
+    """Transcribe one file; returns the finals in order (empty-text finals included), with the speaker
+    corrections that came later applied (``on_event`` sees the events as they came). Voices that match no
+    profile become the file's anonymous speakers (``Speaker 1``, …) when ``Settings.anonymous_speakers`` is on.
 
     Raises:
         AudioDecodeError: the file is not decodable audio.
@@ -49,7 +51,7 @@ def transcribe_file(runtime: SpeechRuntime, path: str | Path, *, language: str |
         if progress is not None:
             progress(pushed / SAMPLE_RATE)
     proc.close()
-    return [ev for ev in collected if isinstance(ev, events.Final)]
+    return events.relabeled(collected)
 
 
 def enroll_files(runtime: SpeechRuntime, name: str, paths: Sequence[str | Path]) -> events.EnrollmentCompleted:

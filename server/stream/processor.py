@@ -30,7 +30,9 @@ import numpy as np
 from ..audio.vad import FrameClassifier, VadStream, make_classifier
 from ..compute.jobs import EnrollJob, FinalJob, PartialJob
 from ..compute.runtime import SpeechRuntime, UtteranceResult
-from ..speaker.identify import SpeakerTracker
+from ..speaker.clusters import AnonymousSpeakers
+from ..speaker.identify import SpeakerDecision, SpeakerTracker
+from ..speaker.identity import UNKNOWN
 from . import events
 from .assembly import assemble, stripped
 from .segmenter import EndpointConfig, PartialSegment, Segment, Segmenter, SpeechStarted, UtteranceEnded
@@ -103,13 +105,16 @@ class StreamProcessor:
         on_latency: called with the seconds from endpoint decision to delivery of each utterance's finals.
         stream_id: tags this stream's jobs and observer calls (the peer id in the server).
         observer: optional :class:`StreamObserver`.
+        speakers: the anonymous speakers this stream shares (a room's); None = a registry of its own when
+            ``Settings.anonymous_speakers`` is on (a file, a call alone), else voices that match no profile are
+            ``unknown``.
     """
 
     def __init__(self, runtime: SpeechRuntime, sink: Sink, *, language: str | None = None,
                  block: bool = False, t0: float = 0.0, word_timestamps: bool | None = None,
                  partials: bool | None = None, classifier: FrameClassifier | None = None,
                  on_latency: Callable[[float], None] | None = None, stream_id: str = "",
-                 observer: StreamObserver | None = None) -> None:
+                 observer: StreamObserver | None = None, speakers: AnonymousSpeakers | None = None) -> None:
         s = runtime.settings
         self.runtime = runtime
         self.sink = sink
@@ -124,7 +129,10 @@ class StreamProcessor:
             threshold=s.vad_threshold if s.vad == "silero" else 0.5,
         )
         self.segmenter = Segmenter(self.vad.frame_samples, cfg, t0)
-        self.tracker = SpeakerTracker(s.speaker_threshold, s.min_identify_s, s.carry_label_gap_s)
+        if speakers is None and s.anonymous_speakers:
+            speakers = AnonymousSpeakers.from_settings(s)
+        self.speakers = speakers
+        self.tracker = SpeakerTracker(s.speaker_threshold, s.min_identify_s, s.carry_label_gap_s, speakers)
         self.stream_id = stream_id
         self.observer = observer
         self.on_latency = on_latency
@@ -281,7 +289,7 @@ class StreamProcessor:
             self.observer.endpoint(self.stream_id, seg.utterance_id, reason)
         job = FinalJob(audio=seg.audio, identify=self.tracker.needs_embedding(seg.duration),
                        language=self._language_for(seg.duration), word_timestamps=self.word_timestamps,
-                       stream_id=self.stream_id, utterance_id=seg.utterance_id)
+                       cluster=self.speakers is not None, stream_id=self.stream_id, utterance_id=seg.utterance_id)
         fut = self.runtime.pool.submit(job, block=self.block)
         self._add_slot(_FinalSlot(fut, seg, reason, time.monotonic()))
 
@@ -357,8 +365,10 @@ class StreamProcessor:
         if isinstance(slot, _EnrollSlot):
             if exc is not None:
                 return [events.EnrollmentFailed(name=slot.name, reason=str(exc))]
-            profile = slot.future.result()
-            return [events.EnrollmentCompleted(name=profile.name, profile_id=profile.id, speech_s=slot.speech_s)]
+            done = slot.future.result()
+            return [events.EnrollmentCompleted(name=done.profile.name, profile_id=done.profile.id,
+                                               speech_s=slot.speech_s, similar_to=done.similar_to,
+                                               similarity=done.similarity)]
         if exc is not None:
             log.error("partial decode failed", exc_info=exc)
             return []
@@ -369,15 +379,20 @@ class StreamProcessor:
 
     def _finals(self, seg: Segment, end_reason: str, result: UtteranceResult) -> list[events.Event]:
         """One final per utterance, or one per speaker turn when the runtime split it (in delivery order: the
-        speaker tracker's carry rule depends on the previous label)."""
+        speaker tracker's carry rule depends on the previous label), each preceded by the relabels its
+        speaker decision caused."""
         asr = result.asr
         if asr.language and seg.duration >= SHORT_FOR_LANGUAGE_ID_S:
             self._last_language = asr.language
         parts = assemble(seg, result)
         out: list[events.Event] = []
         for i, part in enumerate(parts):
-            decision = self.tracker.label(part.start, part.end, part.embedding, result.profiles)
+            if part.text:
+                decision = self.tracker.label(part.start, part.end, part.embedding, result.profiles)
+            else:  # noise the guards emptied: clients drop it; it must not shape anyone's voice or carry a label
+                decision = SpeakerDecision(UNKNOWN, None, "no_speech")
             who = decision.identity
+            out.extend(events.SpeakerRelabeled.of(r.from_id, r.identity, r.reason) for r in decision.relabels)
             out.append(events.Final(
                 utterance_id=seg.utterance_id, turn=i, last_turn=i == len(parts) - 1,
                 start=round(part.start, 3), end=round(part.end, 3),

@@ -3,7 +3,8 @@
 Lifetime: created for an SDP offer, answered, then fed by the remote audio track (drained continuously, so
 aiortc's receive queue never grows). Events go to the caller's data channel and to the call's room.
 It closes on ``close()`` (HTTP DELETE, shutdown), on ICE/DTLS failure, when the data channel or track ends,
-or after ``idle_timeout_s`` with neither speech nor messages. Closing finalises the utterance in progress
+or after ``idle_timeout_s`` with neither speech nor messages (a paused call whose microphone still sends audio
+is not idle). Closing finalises the utterance in progress
 and delivers it to whoever still listens (the room), then drops every reference: aiortc keeps peer
 connections alive while anything points at them (aiortc issues #904 and #925).
 
@@ -36,7 +37,7 @@ from .ice import IceServers, rtc_configuration
 
 log = logging.getLogger(__name__)
 
-_ROOM_EVENTS = (events.SpeechStarted, events.Partial, events.Final)
+_ROOM_EVENTS = (events.SpeechStarted, events.Partial, events.Final, events.SpeakerRelabeled)
 """What the whole room sees; enrollment results, errors and acknowledgements go to the caller alone."""
 
 
@@ -64,7 +65,8 @@ class CallPeer:
         caller: the caller's display name (shown to the room), or None.
         transcribe: start transcribing at once (else only after a ``resume()``).
         listen_only: a room viewer (data channel only, no microphone): it first receives the room's backlog,
-            then its live events; it has no speech processor and no idle timeout.
+            then its live events; it has no speech processor and no idle timeout. Calls with a microphone
+            join the room's caller list (:meth:`Room.join`) and share its anonymous speakers.
         observer: passed to the call's :class:`StreamProcessor`.
     """
 
@@ -90,7 +92,7 @@ class CallPeer:
         if not listen_only:
             self.processor = StreamProcessor(
                 runtime, self._from_worker, language=language, stream_id=self.id, observer=observer,
-                on_latency=metrics.decode_latency.observe if metrics else None,
+                on_latency=metrics.decode_latency.observe if metrics else None, speakers=room.speakers,
             )
             if not transcribe:
                 self.processor.pause()  # its "transcription: false" event goes nowhere: no channel yet
@@ -103,6 +105,7 @@ class CallPeer:
         self.pc.on("connectionstatechange", self._on_connection_state)
         if not listen_only:
             room.subscribe(self.id, self.send, replay=False)
+            room.join(self.id, caller)
 
     # -- signaling -----------------------------------------------------------------------------
     async def answer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
@@ -144,6 +147,8 @@ class CallPeer:
                 break
             if samples.size:
                 self.processor.push(samples)
+                if self.processor.paused:  # a deliberate pause with the microphone on is not an idle call
+                    self.last_activity = self._loop.time()
             if self.metrics is not None and (self.ingest.late_frames != late_before or self.ingest.gap_s != gap_before):
                 self.metrics.late_frames.inc(self.ingest.late_frames - late_before)
                 self.metrics.gap_seconds.inc(self.ingest.gap_s - gap_before)
@@ -235,6 +240,7 @@ class CallPeer:
             await asyncio.to_thread(proc.close, 60.0)
             await asyncio.sleep(0)
         self.room.unsubscribe(self.id)
+        self.room.leave(self.id)
         pc, self.pc = self.pc, None
         if pc is not None:
             pc.remove_all_listeners()

@@ -2,20 +2,23 @@
 
 import { ChatView } from "./chat.js";
 import { wireExport } from "./export.js";
-import { api, apiJSON, badgeState, negotiate, rtcConfiguration, SERVER, showRoute } from "./net.js";
+import { api, apiJSON, badgeState, foreignServerOrigin, negotiate, rtcConfiguration, SERVER, showRoute,
+  watchConnection } from "./net.js";
 import { $, el, hideBanner, setBadge, showBanner, showError } from "./ui.js";
 
 const AUDIO = { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 };
 
 const state = {
-  pc: null, dc: null, stream: null, peerId: null, room: null,
+  pc: null, dc: null, ready: false, stream: null, peerId: null, room: null, confirmedServer: null,
   transcribing: false, enrolling: null, audio: null, meterRaf: 0, micStartedAt: null, level: 0,
 };
 // For tests and the curious: the live objects of this page.
 window.callscribe = state;
 
 const chat = new ChatView($("#chat"), { empty: $("#chat-empty"), jump: $("#jump"),
-  onChange: () => { updateExport(); updateCount(); } });
+  onChange: () => { updateExport(); updateCount(); },
+  onName: (request) => send({ ...request, room: state.room || undefined }),
+  onNamed: (ack) => { if (ack.profile_id != null) loadProfiles(); } });
 state.chat = chat;
 const updateExport = wireExport($("#export"), chat, () => ({ room: state.room, peer_id: state.peerId }));
 
@@ -89,12 +92,14 @@ function stopMeter() {
   $("#meter-fill").style.width = "0%";
 }
 
+/** `active`: a call exists; the buttons that talk to the server wait for its `ready` on the data channel. */
 function setCallUi(active) {
   $("#start").hidden = active;
   $("#hangup").hidden = !active;
   $("#room").disabled = active;
-  $("#transcribe").disabled = !active;
-  $("#enroll-record").disabled = !active;
+  const usable = active && state.ready;
+  $("#transcribe").disabled = !usable;
+  $("#enroll-record").disabled = !usable || Boolean(state.enrolling);
 }
 
 function setTranscribing(active) {
@@ -113,8 +118,27 @@ function send(message) {
   return false;
 }
 
+/** Audio goes to another origin (`?server=`): ask first, naming it. Resolves true when the user agrees. */
+function confirmServer() {
+  const origin = foreignServerOrigin();
+  if (!origin || state.confirmedServer === origin) return Promise.resolve(true);
+  const dialog = $("#confirm-server");
+  $("#confirm-origin").textContent = origin;
+  $("#page-origin").textContent = location.origin;
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => {
+      const ok = dialog.returnValue === "send";
+      if (ok) state.confirmedServer = origin;
+      resolve(ok);
+    }, { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+  });
+}
+
 async function startCall() {
   hideBanner();
+  if (!(await confirmServer())) return;
   const room = $("#room").value.trim();
   if (room && !/^[\w.-]{1,64}$/.test(room)) {
     showBanner("Check the room name", "A room name uses letters, digits, '.', '-' and '_' (at most 64).");
@@ -135,17 +159,20 @@ async function startCall() {
     state.dc = dc;
     dc.onmessage = (e) => onEvent(JSON.parse(e.data));
     dc.onclose = () => { if (state.dc === dc) onEnded(); };
+    state.ready = false;
     pc.onconnectionstatechange = () => {
       if (state.pc !== pc) return;
       const badge = badgeState(pc.connectionState);
       setBadge(badge);
       showRoute(pc);
-      if (pc.connectionState === "failed") {
+      if (pc.connectionState === "failed" && state.connected) {
         showBanner("The call was disconnected", "The connection to the server was lost. Press Start call to "
           + "connect again.");
         endCall(false);
       }
+      if (pc.connectionState === "connected") state.connected = true;
     };
+    state.connected = false;
     const lang = $("#language").value || null;
     const name = $("#caller").value.trim();
     const answer = await negotiate(pc, { room: room || undefined, name: name || undefined, language: lang,
@@ -153,6 +180,13 @@ async function startCall() {
     state.peerId = answer.peer_id;
     showRoom(answer.room);
     setCallUi(true);
+    // the server answered; ICE may still find no path (e.g. an address this browser cannot reach)
+    state.unwatch = watchConnection(pc, (err) => {
+      if (state.pc !== pc) return;
+      state.lastError = err.name;
+      showError(err);
+      endCall(true);
+    });
   } catch (err) {
     state.lastError = err.name;
     showError(err);
@@ -182,12 +216,16 @@ async function endCall(tellServer = true) {
   if (state.enrolling) finishEnrollUi("failed", `Enrollment of “${state.enrolling}” was interrupted.`);
   state.pc = null;
   state.dc = null;
+  state.ready = false;
+  if (state.unwatch) state.unwatch();
+  chat.dropPending(); // utterances cut off by the end of the call get no final
   stopMeter();
   if (stream) stream.getTracks().forEach((t) => t.stop());
   state.stream = null;
   if (pc) {
-    pc.close();
+    pc.close(); // fires no connectionstatechange
     setBadge("ended");
+    showRoute(pc);
   }
   if (tellServer && peerId) api(`/api/peers/${peerId}`, { method: "DELETE" }).catch(() => {});
   state.peerId = null;
@@ -196,9 +234,15 @@ async function endCall(tellServer = true) {
 }
 
 function onEvent(msg) {
+  if (chat.handle(msg)) { // bubbles, relabels and the answers to naming a speaker
+    if (msg.type === "speaker_relabeled" && msg.speaker_kind === "profile") loadProfiles();
+    return;
+  }
   switch (msg.type) {
     case "ready":
       state.peerId = msg.peer_id;
+      state.ready = true;
+      setCallUi(Boolean(state.pc));
       showRoom(msg.room);
       setTranscribing(Boolean(msg.transcribing));
       if (!msg.transcribing && $("#autostart").checked && !state.enrolling) send({ type: "transcribe_start" });
@@ -206,13 +250,12 @@ function onEvent(msg) {
     case "transcription":
       setTranscribing(msg.active);
       break;
-    case "speech_started": case "partial": case "final":
-      chat.handle(msg);
-      break;
     case "enrollment_started":
       break;
     case "enrollment_completed":
-      finishEnrollUi("done", `${msg.name} enrolled — ${Number(msg.speech_s).toFixed(1)} s of speech.`);
+      finishEnrollUi(msg.similar_to ? "warn" : "done",
+        `${msg.name} enrolled — ${Number(msg.speech_s).toFixed(1)} s of speech.${similarNote(msg)}`);
+      if (msg.similar_to) $("#enroll-name").value = "";
       loadProfiles();
       break;
     case "enrollment_failed":
@@ -253,6 +296,13 @@ async function changeMic() {
 
 // -- enrollment ------------------------------------------------------------------------------
 let enrollTimer = 0;
+
+/** The warning for a new voice that is very close to another profile's (`similar_to`, `similarity`). */
+function similarNote(result) {
+  if (!result.similar_to) return "";
+  const how = result.similarity != null ? ` (similarity ${Number(result.similarity).toFixed(2)})` : "";
+  return ` This voice sounds like ${result.similar_to}${how} — same person?`;
+}
 
 function enrollStatus(kind, text) {
   const status = $("#enroll-status");
@@ -317,7 +367,7 @@ function finishEnrollUi(kind, text) {
   $("#enroll-name").disabled = false;
   const button = $("#enroll-record");
   button.querySelector("span:last-child").textContent = "Record voice from the call";
-  button.disabled = !state.pc;
+  button.disabled = !state.pc || !state.ready;
   if (kind === "done") $("#enroll-name").value = "";
 }
 
@@ -337,7 +387,8 @@ async function uploadVoice() {
   enrollStatus("processing", `Uploading ${file.name} for ${name}…`);
   try {
     const body = await api("/api/profiles", { method: "POST", body: form });
-    enrollStatus("done", `${body.profile.name} enrolled from ${file.name} — ${body.speech_s.toFixed(1)} s of speech.`);
+    enrollStatus(body.similar_to ? "warn" : "done",
+      `${body.profile.name} enrolled from ${file.name} — ${body.speech_s.toFixed(1)} s of speech.${similarNote(body)}`);
     $("#enroll-file").value = "";
     $("#enroll-name").value = "";
     loadProfiles();
@@ -436,7 +487,7 @@ $("#enroll-record").addEventListener("click", recordVoice);
 $("#enroll-upload").addEventListener("click", uploadVoice);
 $("#enroll-secs").addEventListener("input", () => { $("#enroll-secs-label").textContent = `${$("#enroll-secs").value} s`; });
 document.addEventListener("keydown", (e) => {
-  if (e.key === "Escape" && state.transcribing) {
+  if (e.key === "Escape" && state.transcribing && !e.defaultPrevented && !$("#confirm-server").open) {
     toggleTranscription(false);
     showBanner("Transcription stopped", "Press Start transcription to continue.", "info");
   }

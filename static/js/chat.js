@@ -4,14 +4,21 @@
 // for the utterance that updates in place; the utterance's first final replaces it, later turns follow it,
 // and a final with empty text (noise) removes it. The first distinct speaker sits on the left, the second
 // on the right (like a two-person messenger), later ones alternate sides and get their own colours;
-// "unknown" is drawn grey, italic, with a dashed border. A speaker is its stable identity (protocol 2:
-// `speaker_id`, e.g. "profile:3"), not its label: a renamed profile keeps its side and colour. Every final
-// without an id (`speaker_kind` "unknown") shares the one unknown slot. The label shown is `speaker`.
+// "unknown" is drawn grey, italic, with a dashed border. A speaker is its stable identity (`speaker_id`, e.g.
+// "profile:3" or "anon:1"), not its label: a renamed profile keeps its side and colour. Every final without an
+// id (`speaker_kind` "unknown") shares the one unknown slot. The label shown is `speaker`.
+//
+// Protocol 3: `speaker_relabeled` moves every bubble of `from_id` to the new identity (a merge takes the slot
+// of the speaker it joins). With `onName` given, an anonymous speaker's label opens an inline editor that
+// sends `name_speaker`; `speaker_named` and the naming errors come back through `handle` too.
 
-import { el } from "./ui.js";
+import { $, el, showBanner } from "./ui.js";
 
 const UNKNOWN = "unknown";
 const COLOURS = 8;
+/** Error codes that answer a `name_speaker` (older servers answer it with the generic ones). */
+const NAMING_ERRORS = new Set(["not_found", "name_taken", "invalid_name", "not_in_room", "not_anonymous",
+  "unknown_type", "invalid_message", "listen_only"]);
 
 /** The stable key of a final's speaker: its `speaker_id`, or one shared key for every unknown voice. */
 export function speakerKey(msg) {
@@ -29,23 +36,33 @@ export class ChatView {
   /**
    * @param {HTMLElement} scroller the scrolling container the bubbles go into
    * @param {object} opts {empty: HTMLElement shown while there is nothing, jump: "new messages" button,
-   *                       onChange: called after every change}
+   *   onChange: called after every change, onName: (name_speaker message) → true when sent (enables naming),
+   *   onNamed: called with a `speaker_named` acknowledgement (e.g. to reload the voice profiles)}
    */
-  constructor(scroller, { empty = null, jump = null, onChange = null } = {}) {
+  constructor(scroller, { empty = null, jump = null, onChange = null, onName = null, onNamed = null } = {}) {
     this.scroller = scroller;
     this.empty = empty;
     this.jump = jump;
     this.onChange = onChange;
+    this.onName = onName;
+    this.onNamed = onNamed;
     this.speakers = new Map(); // speakerKey → {slot, side}
+    this.nextSlot = 0;
+    this.renames = new Map(); // old speaker_id → {speaker_id, speaker, speaker_kind} (for finals still to come)
     this.pending = new Map(); // peer:utterance → element
     this.anchors = new Map(); // peer:utterance → last element placed for it
     this.seen = new Set(); // peer:utterance:turn of finals shown
+    this.editor = null; // the open name editor: {speakerId, form, request}
     this.stick = true; // follow the newest bubble
     scroller.addEventListener("scroll", () => {
       this.stick = this.atBottom();
       if (this.stick && this.jump) this.jump.hidden = true;
     }, { passive: true });
     if (jump) jump.addEventListener("click", () => this.scrollToEnd());
+    scroller.addEventListener("click", (e) => {
+      const label = e.target.closest("button.name-edit");
+      if (label) this.openEditor(label.closest(".msg").dataset.speakerId);
+    });
   }
 
   atBottom() {
@@ -59,22 +76,30 @@ export class ChatView {
     if (this.jump) this.jump.hidden = true;
   }
 
-  /** Feed one data-channel event; anything but speech_started / partial / final is ignored. */
+  /** Feed one data-channel event. Returns true when the event was the chat's (bubbles, relabels, naming). */
   handle(msg) {
+    if (msg.type === "speaker_named" || msg.type === "error") return this._namingReply(msg);
     const follow = this.stick;
     let changed = false;
     if (msg.type === "speech_started" || msg.type === "partial") changed = this._pending(msg);
     else if (msg.type === "final") changed = this._final(msg);
-    if (!changed) return;
-    if (this.empty) this.empty.hidden = this.scroller.querySelector(".msg") !== null;
-    if (follow) this.scrollToEnd();
-    else if (this.jump) this.jump.hidden = false;
-    if (this.onChange) this.onChange(this);
+    else if (msg.type === "speaker_relabeled") changed = this._relabel(msg);
+    else return false;
+    if (changed) this._changed(follow);
+    return true;
   }
 
-  /** The finals shown, in chat order (what the export writes). */
+  /** The finals shown, in chat order, with their current speaker (what the export writes). */
   finals() {
     return [...this.scroller.querySelectorAll(".msg.final")].map((node) => node.final);
+  }
+
+  /** Remove the "Speaking…" bubbles of utterances that will get no final (the call ended, the link dropped). */
+  dropPending() {
+    if (!this.pending.size) return;
+    this.pending.forEach((node) => node.remove());
+    this.pending.clear();
+    this._changed(this.stick);
   }
 
   clear() {
@@ -83,19 +108,146 @@ export class ChatView {
     this.anchors.clear();
     this.seen.clear();
     this.speakers.clear();
-    if (this.empty) this.empty.hidden = false;
-    if (this.onChange) this.onChange(this);
+    this.renames.clear();
+    this.nextSlot = 0;
+    this.editor = null;
+    this._changed(true);
+  }
+
+  // -- naming ---------------------------------------------------------------------------------
+  /** Open the inline "name this speaker" editor under the newest bubble of `speakerId` (an anonymous one). */
+  openEditor(speakerId) {
+    if (!this.onName) return;
+    this.closeEditor();
+    const nodes = this._nodesOf(speakerId);
+    const node = nodes[nodes.length - 1];
+    if (!node || node.dataset.speakerKind !== "anonymous") return;
+    const label = node.dataset.speaker;
+    const input = el("input", { type: "text", name: "name", maxlength: 64, required: true, autocomplete: "off",
+      placeholder: "Name", "aria-label": `Name for ${label}` });
+    const remember = el("input", { type: "checkbox", name: "save", checked: true });
+    const note = el("div", { class: "name-note", role: "status", hidden: true });
+    const form = el("form", { class: "name-editor", dataset: { speakerId } },
+      el("div", { class: "name-row" }, input,
+        el("button", { class: "btn btn-primary btn-sm", type: "submit", "data-action": "save" }, "Save"),
+        el("button", { class: "btn btn-ghost btn-sm", type: "button", "data-action": "cancel",
+          onclick: () => this.closeEditor() }, "Cancel")),
+      el("label", { class: "name-remember" }, remember, " Remember this voice"),
+      note);
+    form.addEventListener("submit", (e) => {
+      e.preventDefault();
+      this._sendName({ name: input.value.trim(), save: remember.checked, extend: false });
+    });
+    form.addEventListener("keydown", (e) => {
+      if (e.key !== "Escape") return;
+      e.preventDefault();
+      e.stopPropagation(); // Esc closes the editor; it must not reach the page (the call page stops on Esc)
+      this.closeEditor();
+    });
+    node.querySelector(".body").append(form);
+    this.editor = { speakerId, form, input, note, request: null };
+    input.focus();
+  }
+
+  closeEditor() {
+    if (this.editor) this.editor.form.remove();
+    this.editor = null;
+  }
+
+  _sendName({ name, save, extend }) {
+    const ed = this.editor;
+    if (!ed) return;
+    if (!name) { ed.input.focus(); return; }
+    if (name.toLowerCase() === UNKNOWN) {
+      this._note("“unknown” is reserved for voices that cannot be placed; pick another name.");
+      return;
+    }
+    const request = { type: "name_speaker", speaker_id: ed.speakerId, name, save, extend };
+    if (!this.onName(request)) {
+      showBanner("Not connected", "The speaker can be named while connected to the server.", "info");
+      return;
+    }
+    ed.request = request;
+    ed.form.classList.add("busy");
+    ed.form.querySelectorAll("input, button").forEach((c) => { c.disabled = true; });
+  }
+
+  _note(text, ...actions) {
+    const ed = this.editor;
+    ed.note.replaceChildren(el("span", {}, text), ...actions);
+    ed.note.hidden = false;
+  }
+
+  _unbusy() {
+    const ed = this.editor;
+    ed.request = null;
+    ed.form.classList.remove("busy");
+    ed.form.querySelectorAll("input, button").forEach((c) => { c.disabled = false; });
+  }
+
+  /** `speaker_named` / an error while a `name_speaker` is outstanding. */
+  _namingReply(msg) {
+    const ed = this.editor;
+    if (msg.type === "speaker_named") {
+      if (ed && ed.speakerId === msg.speaker_id) this.closeEditor();
+      if (this.onNamed) this.onNamed(msg);
+      return true;
+    }
+    if (!ed || !ed.request || !NAMING_ERRORS.has(msg.code)) return false;
+    const { request } = ed;
+    this._unbusy();
+    if (msg.code === "name_taken") {
+      this._note(`A voice named “${request.name}” is already saved. Is this the same person?`,
+        el("button", { class: "btn btn-sm", type: "button", "data-action": "extend",
+          onclick: () => this._sendName({ ...request, save: true, extend: true }) },
+        `Add to ${request.name}'s voice`));
+      return true;
+    }
+    const why = { not_found: "This speaker is no longer in the room.", invalid_name: "That name cannot be used.",
+      not_in_room: "This page is not connected to that room.", not_anonymous: "This speaker already has a name." };
+    const said = msg.message ? `${msg.message[0].toUpperCase()}${msg.message.slice(1)}.` : "";
+    showBanner("Could not name the speaker", `${said || why[msg.code] || "The server refused the name."} (${msg.code})`);
+    ed.input.focus();
+    return true;
   }
 
   // -- internals ------------------------------------------------------------------------------
+  _changed(follow) {
+    if (this.empty) this.empty.hidden = this.scroller.querySelector(".msg") !== null;
+    if (follow) this.scrollToEnd();
+    else if (this.jump) this.jump.hidden = false;
+    if (this.onChange) this.onChange(this);
+  }
+
   _speaker(key) {
     let spk = this.speakers.get(key);
     if (!spk) {
-      const slot = this.speakers.size;
+      const slot = this.nextSlot++;
       spk = { slot, side: slot % 2 === 0 ? "left" : "right" };
       this.speakers.set(key, spk);
     }
     return spk;
+  }
+
+  _nodesOf(speakerId) {
+    return [...this.scroller.querySelectorAll(".msg.final")].filter((n) => n.dataset.speakerId === speakerId);
+  }
+
+  _relabel(msg) {
+    const to = { speaker_id: msg.speaker_id, speaker: msg.speaker, speaker_kind: msg.speaker_kind };
+    for (const [old, target] of this.renames) if (target.speaker_id === msg.from_id) this.renames.set(old, to);
+    if (msg.from_id !== msg.speaker_id) this.renames.set(msg.from_id, to);
+    const fromKey = `id:${msg.from_id}`;
+    const toKey = speakerKey(msg);
+    if (fromKey !== toKey && this.speakers.has(fromKey)) {
+      // named/enrolled: the new identity keeps the bubbles' slot; merged into a known speaker: take theirs
+      if (!this.speakers.has(toKey)) this.speakers.set(toKey, this.speakers.get(fromKey));
+      this.speakers.delete(fromKey);
+    }
+    const nodes = this._nodesOf(msg.from_id);
+    nodes.forEach((node) => this._applySpeaker(node, { ...node.final, ...to }));
+    if (this.editor && this.editor.speakerId === msg.from_id) this.closeEditor();
+    return nodes.length > 0;
   }
 
   _pending(msg) {
@@ -115,7 +267,7 @@ export class ChatView {
       this.scroller.append(node);
       this.pending.set(key, node);
     }
-    if (text) node.querySelector(".text").textContent = text;
+    if (text) node.querySelector(".text").textContent = text; // a partial replaces the one before
     return true;
   }
 
@@ -134,7 +286,8 @@ export class ChatView {
       }
       return Boolean(pending);
     }
-    const node = this._bubble(msg, key, text);
+    const renamed = msg.speaker_id != null && this.renames.get(msg.speaker_id);
+    const node = this._bubble(renamed ? { ...msg, ...renamed } : msg, key, text);
     const anchor = this.anchors.get(key);
     if (pending) {
       pending.replaceWith(node);
@@ -149,27 +302,37 @@ export class ChatView {
   }
 
   _bubble(msg, key, text) {
-    const speaker = msg.speaker || UNKNOWN;
-    const who = speakerKey(msg);
-    const unknown = who === UNKNOWN;
-    const spk = this._speaker(who);
-    const cls = ["msg", "final", `side-${spk.side}`, `spk-${spk.slot % COLOURS}`, unknown ? "unknown" : ""];
     const title = [msg.caller && `caller: ${msg.caller}`, msg.language && `language: ${msg.language}`,
       msg.score != null && `voice match ${Number(msg.score).toFixed(2)} (${msg.speaker_reason})`]
       .filter(Boolean).join(" · ");
-    const node = el("div", {
-      class: cls.join(" ").trim(), title: title || null,
-      dataset: { key, utterance: msg.utterance_id, turn: msg.turn || 0, speaker, start: msg.start,
-        speakerId: unknown ? "" : msg.speaker_id, speakerKind: unknown ? UNKNOWN : msg.speaker_kind || "" },
-    },
-    el("div", { class: "avatar", "aria-hidden": "true" }, unknown ? "?" : initials(speaker)),
+    const node = el("div", { title: title || null, dataset: { key, utterance: msg.utterance_id, turn: msg.turn || 0,
+      start: msg.start } },
+    el("div", { class: "avatar", "aria-hidden": "true" }),
     el("div", { class: "body" },
-      el("div", { class: "meta" },
-        el("span", { class: "name" }, speaker),
-        el("span", { class: "time" }, mmss(msg.start))),
+      el("div", { class: "meta" }, el("span", { class: "name" }), el("span", { class: "time" }, mmss(msg.start))),
       el("div", { class: "bubble" }, text)));
-    node.final = msg;
+    this._applySpeaker(node, msg);
     return node;
+  }
+
+  /** Draw `node` as a bubble of `msg`'s speaker (side, colour, label, avatar) and keep `msg` for the export. */
+  _applySpeaker(node, msg) {
+    const who = speakerKey(msg);
+    const unknown = who === UNKNOWN;
+    const speaker = unknown ? msg.speaker || UNKNOWN : msg.speaker || msg.speaker_id;
+    const kind = unknown ? UNKNOWN : msg.speaker_kind || "";
+    const spk = this._speaker(who);
+    node.className = ["msg", "final", `side-${spk.side}`, `spk-${spk.slot % COLOURS}`, unknown ? UNKNOWN : "",
+      kind === "anonymous" ? "anonymous" : ""].filter(Boolean).join(" ");
+    Object.assign(node.dataset, { speaker, speakerId: unknown ? "" : msg.speaker_id, speakerKind: kind });
+    $(".avatar", node).textContent = unknown ? "?" : initials(speaker);
+    const nameable = kind === "anonymous" && this.onName;
+    const label = nameable
+      ? el("button", { class: "name name-edit", type: "button", title: `Name ${speaker}`,
+        "aria-label": `${speaker} — name this speaker` }, speaker, el("span", { class: "pen", "aria-hidden": "true" }, "✎"))
+      : el("span", { class: "name" }, speaker);
+    $(".name", node).replaceWith(label);
+    node.final = msg;
   }
 }
 

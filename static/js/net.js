@@ -77,14 +77,54 @@ export async function mediaRoute(pc) {
   return local.candidateType === "relay" ? "relay" : "direct";
 }
 
-/** Show the media route next to the connection badge once connected. */
+/** Show how the call is connected next to the badge, in plain words; the ICE detail goes in the tooltip. */
 export async function showRoute(pc) {
   const el = document.getElementById("route");
   if (!el) return;
   const route = pc.connectionState === "connected" ? await mediaRoute(pc) : null;
   el.hidden = !route;
   el.dataset.route = route || "";
-  el.textContent = route === "relay" ? "via TURN relay" : route === "direct" ? "direct" : "";
+  el.textContent = route === "relay" ? "Connected via relay" : route ? "Connected" : "";
+  el.title = route === "relay" ? "Audio and transcript go through the TURN relay server (ICE route: relay)."
+    : route ? "Audio and transcript go straight to the server (ICE route: host / server-reflexive)." : "";
+}
+
+/** The origin the page sends audio to, when it is not the page's own (`?server=` elsewhere); else null. */
+export function foreignServerOrigin() {
+  if (!SERVER) return null;
+  let origin;
+  try { origin = new URL(SERVER, location.href).origin; } catch { return SERVER; }
+  return origin === location.origin ? null : origin;
+}
+
+export class IceFailed extends Error {
+  constructor(seconds) {
+    super(seconds ? `no connection after ${seconds} s` : "the connection failed");
+    this.name = "IceFailed";
+    this.seconds = seconds;
+  }
+}
+
+/**
+ * Call `onFail(IceFailed)` once if `pc` is not connected within `timeoutMs`, or its ICE fails before it ever
+ * connected (the server answered, but no network path for the media was found). Returns a cancel function.
+ */
+export function watchConnection(pc, onFail, timeoutMs = 15000) {
+  let done = false;
+  const stop = () => {
+    done = true;
+    clearTimeout(timer);
+    pc.removeEventListener("connectionstatechange", check);
+  };
+  const fail = (seconds) => { if (!done) { stop(); onFail(new IceFailed(seconds)); } };
+  const timer = setTimeout(() => fail(Math.round(timeoutMs / 1000)), timeoutMs);
+  function check() {
+    if (pc.connectionState === "connected") stop();
+    else if (pc.connectionState === "failed") fail(0);
+  }
+  pc.addEventListener("connectionstatechange", check);
+  check();
+  return stop;
 }
 
 /** Resolve once ICE gathering is complete (aiortc answers with all candidates and does not trickle). */
@@ -146,6 +186,14 @@ export function badgeState(connectionState) {
 /** {title, text} in plain words for anything that went wrong while calling. */
 export function describeError(err) {
   const name = err && err.name;
+  if (name === "IceFailed") {
+    const server = SERVER || location.origin;
+    return { title: "The audio connection could not be set up",
+      text: `The server at ${server} answered, but no network path to it for the call was found`
+        + `${err.seconds ? ` within ${err.seconds} s` : ""}. Check that the server's address is reachable from `
+        + "this device (callscribe serve --ice-host / --host), or configure a TURN relay "
+        + "(CALLSCRIBE_TURN_URLS and CALLSCRIBE_TURN_SECRET, see deploy/README.md), then try again." };
+  }
   if (name === "RelayFailed") {
     return { title: "The TURN relay cannot be used", text: err.detail };
   }

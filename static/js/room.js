@@ -1,18 +1,26 @@
 // The room view: a listen-only WebRTC connection (data channel, no microphone) that shows the room's backlog
 // and then every caller's live transcript. Reconnects by itself; finals already shown are not repeated.
+// The badge says "Live" only while connected and a call is in the room (protocol 3 `room` events: `callers`).
 
 import { ChatView } from "./chat.js";
 import { wireExport } from "./export.js";
-import { badgeState, negotiate, rtcConfiguration, showRoute } from "./net.js";
+import { badgeState, negotiate, rtcConfiguration, showRoute, watchConnection } from "./net.js";
 import { $, hideBanner, setBadge, showError } from "./ui.js";
 
 const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "")
   || new URLSearchParams(location.search).get("room") || "";
-const state = { pc: null, dc: null, room, peerId: null, retries: 0, timer: 0 };
+const state = { pc: null, dc: null, room, peerId: null, retries: 0, timer: 0, protocol: null, callers: null,
+  hadCallers: false, names: [] };
 window.callscribe = state;
 
+const send = (message) => {
+  if (!state.dc || state.dc.readyState !== "open") return false;
+  state.dc.send(JSON.stringify(message));
+  return true;
+};
 const chat = new ChatView($("#chat"), { empty: $("#chat-empty"), jump: $("#jump"),
-  onChange: () => { updateExport(); updateCount(); } });
+  onChange: () => { updateExport(); updateCount(); },
+  onName: (request) => send({ ...request, room: state.room }) });
 state.chat = chat;
 const updateExport = wireExport($("#export"), chat, () => ({ room: state.room }));
 
@@ -20,6 +28,46 @@ function updateCount() {
   const n = chat.finals().length;
   $("#count").textContent = n ? `${n} message${n === 1 ? "" : "s"}` : "";
 }
+
+/** The badge from the connection state and, once the server said so, the number of calls in the room. */
+function updateBadge() {
+  const pc = state.pc;
+  const badge = pc ? badgeState(pc.connectionState) : "reconnecting";
+  const callers = $("#callers");
+  if (badge !== "live") {
+    setBadge(badge);
+  } else if (state.protocol == null) {
+    setBadge("connecting"); // ICE is up; the server's `ready` is still to come
+  } else if (state.callers == null) {
+    setBadge(state.protocol >= 3 ? "connected" : "live"); // protocol 2 servers say nothing about calls
+  } else if (state.callers > 0) {
+    setBadge("live");
+  } else {
+    setBadge("waiting", state.hadCallers ? "Call ended" : "Waiting for a caller");
+  }
+  const named = state.names.filter(Boolean);
+  callers.hidden = badge !== "live" || !state.callers;
+  callers.textContent = state.callers
+    ? `${state.callers} ${state.callers === 1 ? "caller" : "callers"}${named.length ? `: ${named.join(", ")}` : ""}`
+    : "";
+}
+
+function onEvent(msg) {
+  if (chat.handle(msg)) return;
+  if (msg.type === "ready") {
+    state.peerId = msg.peer_id;
+    state.protocol = Number(msg.protocol) || 2;
+    state.callers = null; // a new session: the server says again who is in the room
+  } else if (msg.type === "room") {
+    state.callers = Number(msg.callers) || 0;
+    state.names = Array.isArray(msg.names) ? msg.names : [];
+    if (state.callers > 0) state.hadCallers = true;
+  } else if (msg.type === "error") {
+    showError(new Error(`${msg.message} (${msg.code})`));
+  }
+  updateBadge();
+}
+state.onEvent = onEvent; // for tests: feed events as if they came from the server
 
 $("#room-name").textContent = room || "—";
 document.title = `${room} — callscribe room`;
@@ -31,22 +79,25 @@ async function connect() {
   try {
     pc = new RTCPeerConnection(await rtcConfiguration());
     state.pc = pc;
+    state.protocol = null;
+    state.callers = null;
     const dc = pc.createDataChannel("events");
     state.dc = dc;
     dc.onopen = () => { state.retries = 0; hideBanner(); };
-    dc.onmessage = (e) => {
-      const msg = JSON.parse(e.data);
-      if (msg.type === "ready") state.peerId = msg.peer_id;
-      else chat.handle(msg);
-    };
+    dc.onmessage = (e) => onEvent(JSON.parse(e.data));
     dc.onclose = () => drop(pc);
     pc.onconnectionstatechange = () => {
       if (state.pc !== pc) return;
-      setBadge(badgeState(pc.connectionState));
+      updateBadge();
       showRoute(pc);
       if (pc.connectionState === "failed" || pc.connectionState === "closed") drop(pc);
     };
     await negotiate(pc, { room });
+    state.unwatch = watchConnection(pc, (err) => {
+      if (state.pc !== pc) return;
+      showError(err);
+      drop(pc);
+    });
   } catch (err) {
     showError(err);
     drop(pc, err.retryAfter);
@@ -58,10 +109,13 @@ function drop(pc, after) {
   if (pc && state.pc !== pc) return; // an older connection
   state.pc = null;
   state.dc = null;
+  if (state.unwatch) state.unwatch();
+  chat.dropPending(); // no final will come for what was being said
   if (pc) pc.close();
+  showRoute({ connectionState: "closed" });
   state.retries += 1;
   if (state.retries > 8) {
-    setBadge("ended");
+    setBadge("ended", "Disconnected");
     return;
   }
   setBadge("reconnecting");

@@ -48,11 +48,12 @@ export function hideBanner() {
   if (banner) banner.hidden = true;
 }
 
-const BADGE_TEXT = { idle: "Not connected", connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…",
-  ended: "Ended" };
+const BADGE_TEXT = { idle: "Not connected", connecting: "Connecting…", connected: "Connected", live: "Live",
+  waiting: "Waiting for a caller", reconnecting: "Reconnecting…", ended: "Ended" };
 
-export function setBadge(state) {
+/** The connection badge (#state): `state` is its data-state, `text` overrides the words shown. */
+export function setBadge(state, text = null) {
   const badge = $("#state");
   badge.dataset.state = state;
-  badge.textContent = BADGE_TEXT[state] || state;
+  badge.textContent = text || BADGE_TEXT[state] || state;
 }

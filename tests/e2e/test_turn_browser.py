@@ -68,7 +68,7 @@ def test_page_call_through_the_turn_relay(netns, server_env, coturn, launch, spe
         page.click("#start")
         page.wait_for_selector("#state[data-state=live]", timeout=20_000)
         page.wait_for_selector("#route[data-route=relay]", timeout=10_000)
-        assert page.inner_text("#route") == "via TURN relay"
+        assert page.inner_text("#route") == "Connected via relay"
         page.wait_for_selector("#chat .msg.final", timeout=30_000)
         text = page.inner_text("#chat .msg.final .bubble").lower()
         assert "stripe" in text and "middle" in text
