@@ -219,6 +219,19 @@ async def test_idle_calls_time_out(runtime):
         await server.close()
 
 
+async def test_a_paused_call_with_its_microphone_on_is_not_idle(runtime):
+    server, url = await start(runtime, idle_timeout_s=1.0)
+    try:
+        async with CallSession(url, speed=1.0, transcribe=False) as call:  # paused; the track keeps sending
+            await asyncio.sleep(3.0)
+            assert not [m for m in call.result.messages if m["type"] == "error"]
+            err = call.expect(lambda m: m["type"] == "error")
+            call.send({"type": "transcribe_start"})  # transcribing silence: idle again
+            assert (await asyncio.wait_for(err, 10))["code"] == "idle_timeout"
+    finally:
+        await server.close()
+
+
 async def test_health_ready_metrics_ice(runtime, voices):
     server, url = await start(runtime, ice_servers=[{"urls": "stun:127.0.0.1:3478"}])
     _, conversation, _ = voices
