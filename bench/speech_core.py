@@ -484,6 +484,9 @@ def main() -> int:
                     help="folder of the real recordings (default: ../shared/data/speech)")
     ap.add_argument("--language", default=None,
                     help="force a language (e.g. en); default: Settings (CALLSCRIBE_LANGUAGE or per-utterance detection)")
+    ap.add_argument("--no-enroll", action="store_true",
+                    help="enroll nobody before sections 1-3 (a fresh install: every voice is anonymous or unknown); "
+                         "compare CALLSCRIBE_ANONYMOUS_SPEAKERS=false/true for the cost of anonymous speakers")
     args = ap.parse_args()
     if not (args.data / "manifest.jsonl").is_file():
         print(f"real recordings not found at {args.data}: nothing to benchmark", file=sys.stderr)
@@ -568,18 +571,22 @@ def main() -> int:
     speakers = data.libri_speakers()
 
     # -------------------------------------------------------------------------------- enrollment
-    t = time.perf_counter()
-    for spk in ("spk1", "spk2"):
-        enroll_files(runtime, f"harvard_{spk}", [args.data / f"harvard_2spk/{spk}_snt{i}.wav" for i in (1, 2, 3)])
-    enroll_s = time.perf_counter() - t
-    print(f"  enrolled harvard_spk1 + harvard_spk2 from snt1-snt3 in {enroll_s:.2f} s (file mode, processor path)")
-    log_rss("after enrollment")
+    if args.no_enroll:
+        print(f"  nobody enrolled (--no-enroll); anonymous speakers {'on' if settings.anonymous_speakers else 'off'}")
+    else:
+        t = time.perf_counter()
+        for spk in ("spk1", "spk2"):
+            enroll_files(runtime, f"harvard_{spk}", [args.data / f"harvard_2spk/{spk}_snt{i}.wav" for i in (1, 2, 3)])
+        enroll_s = time.perf_counter() - t
+        print(f"  enrolled harvard_spk1 + harvard_spk2 from snt1-snt3 in {enroll_s:.2f} s (file mode, processor path)")
+        log_rss("after enrollment")
 
     # streams
     turns = [(4, "spk1"), (4, "spk2"), (5, "spk1"), (5, "spk2"), (6, "spk1"), (6, "spk2")]
     if quick:
         turns = turns[:4]
-    conv_items = [(data.clip(f"harvard_2spk/{spk}_snt{n}.wav"), f"harvard_{spk}") for n, spk in turns]
+    conv_items = [(data.clip(f"harvard_2spk/{spk}_snt{n}.wav"), "unknown" if args.no_enroll else f"harvard_{spk}")
+                  for n, spk in turns]
 
     # one LibriSpeech clip per speaker: the first of clips 0003-0009 lasting 4-9.5 s (under max_utterance_s)
     libri_pick = []
