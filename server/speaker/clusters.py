@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..settings import Settings
+from .embedding import normalise
 from .identity import UNKNOWN_LABEL, SpeakerIdentity
 from .profile import VoiceProfile
 
@@ -91,8 +92,7 @@ class _Speaker:
 
     @property
     def centroid(self) -> np.ndarray:
-        c = self.total / max(np.linalg.norm(self.total), 1e-9)
-        return c.astype(np.float32)
+        return normalise(self.total)
 
     @property
     def identity(self) -> SpeakerIdentity:
@@ -110,7 +110,7 @@ class _Tentative:
 
     @property
     def centroid(self) -> np.ndarray:
-        return (self.total / max(np.linalg.norm(self.total), 1e-9)).astype(np.float32)
+        return normalise(self.total)
 
     @property
     def identity(self) -> SpeakerIdentity:
