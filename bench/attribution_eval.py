@@ -28,7 +28,7 @@ Arms:
 - ``anonymous``: nobody enrolled; rooms cluster unknown voices online (``server.speaker.clusters.AnonymousSpeakers``,
   one fresh instance per excerpt, passed as ``StreamProcessor(speakers=)``); finals carry ``anon:N`` ids.
   Scored on all excerpts with ``DiarizationErrorRate`` (optimal one-to-one label mapping; ``unknown`` finals
-  are one label). Skipped, saying so, while ``server/speaker/clusters.py`` does not exist.
+  are one label).
 - ``sample``: the same on ``pyannote_sample.wav`` (30 s, 2 speakers, :func:`turns_eval.conversation_pyannote`),
   scored on its own so that the AMI figures stay comparable.
 
@@ -55,7 +55,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import importlib.util
 import inspect
 import itertools
 import tempfile
@@ -467,10 +466,6 @@ def main() -> None:
                 results.append(arm)
             for name in ("anonymous", "sample"):
                 if name not in arms:
-                    continue
-                if importlib.util.find_spec("server.speaker.clusters") is None:
-                    print(f"\n== {name}: SKIPPED (server/speaker/clusters.py with AnonymousSpeakers does not exist"
-                          " yet)")
                     continue
                 if name == "anonymous":
                     items = [(uri, audio[uri], refs[uri]) for uri in uris]
