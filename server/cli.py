@@ -9,6 +9,7 @@ Settings flags override ``CALLSCRIBE_*`` environment variables, which override t
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -39,6 +40,8 @@ _SETTING_FLAGS = {
     "max_peers": "max_peers",
     "idle_timeout_s": "idle_timeout_s",
     "ice_host": "ice_host_addresses",
+    "api_key": "api_key",
+    "insecure_no_auth": "insecure_no_auth",
 }
 
 
@@ -76,9 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     _common(t)
 
-    e = sub.add_parser("enroll", help="create or extend a voice profile from recordings (≥ 3 s of speech)")
+    e = sub.add_parser("enroll", help="create a voice profile from recordings (≥ 3 s of speech), or --add to one")
     e.add_argument("name", help="display name of the speaker")
     e.add_argument("audio", type=Path, nargs="+")
+    e.add_argument("--add", action="store_true",
+                   help="add the speech to the existing profile of that name (without it an existing name is refused)")
     _common(e)
 
     sv = sub.add_parser("serve", help="run the WebRTC server (signaling, pages, API)")
@@ -89,7 +94,21 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-peers", type=int, help="concurrent calls before 503 server_busy")
     sv.add_argument("--idle-timeout-s", type=float, help="close calls with neither speech nor messages this long")
     sv.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
+    a = sv.add_argument_group("access control")
+    a.add_argument("--api-key", help="operator key (Authorization: Bearer KEY) that turns access control on; prefer "
+                   "CALLSCRIBE_API_KEY, command lines are visible to other users of the machine")
+    a.add_argument("--insecure-no-auth", action="store_true", default=None,
+                   help="serve a non-loopback --host WITHOUT any access control (only on a trusted network)")
     _common(sv)
+
+    tk = sub.add_parser("token", help="mint a room token and invite link (signed offline with the server's secret)")
+    tk.add_argument("--room", required=True, help="the room the token is limited to")
+    tk.add_argument("--role", required=True, choices=["speaker", "viewer"],
+                    help="speaker: call and enroll in the room; viewer: follow it")
+    tk.add_argument("--ttl", type=int, metavar="S", help="lifetime in seconds (default CALLSCRIBE_TOKEN_TTL_S, 3600)")
+    tk.add_argument("--server", help="the server's public URL for the invite link (default: from --host/--port)")
+    tk.add_argument("--api-key", help="the server's API key (default CALLSCRIBE_API_KEY; or CALLSCRIBE_TOKEN_SECRET)")
+    tk.add_argument("-v", "--verbose", action="count", default=0)
 
     c = sub.add_parser("call", help="send a recording to a server over WebRTC and print its transcript live")
     c.add_argument("audio", type=Path)
@@ -102,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--json", action="store_true", help="print every message as a JSON line")
     c.add_argument("--relay", action="store_true", help="send media only through the server's TURN relay")
     c.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
+    c.add_argument("--token", help="a speaker token for the room (callscribe token) or the API key")
+    c.add_argument("--add", action="store_true", help="--enroll adds to profiles that exist (else refused)")
     c.add_argument("-v", "--verbose", action="count", default=0)
 
     tu = sub.add_parser("turn", help="run coturn (TURN relay) with callscribe's shared secret, for local use")
@@ -119,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--seconds", type=float, help="stop after this long (default: until Ctrl-C)")
     ls.add_argument("--json", action="store_true", help="print every message as a JSON line")
     ls.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
+    ls.add_argument("--token", help="a viewer or speaker token for the room (callscribe token) or the API key")
     ls.add_argument("-v", "--verbose", action="count", default=0)
 
     pr = sub.add_parser("profiles", help="list, rename or delete voice profiles")
@@ -242,13 +264,29 @@ def _cmd_enroll(args: argparse.Namespace) -> int:
     check_name(args.name)
     runtime = build_runtime(_settings(args), load_asr=False)
     try:
-        done = enroll_files(runtime, args.name, args.audio)
+        _refuse_existing(runtime.store, args.name, args.add)
+        done = enroll_files(runtime, args.name, args.audio, add=args.add)
         profile = runtime.store.get(done.name)
     finally:
         runtime.close()
     print(f"enrolled {profile.name!r} (profile {profile.id}): {done.speech_s:.1f} s of speech; "
           f"profile now {profile.enrollments} enrollment(s), {profile.speech_s:.1f} s")
     return 0
+
+
+def _refuse_existing(store, name: str, add: bool) -> None:
+    """Raises CallscribeError when a profile ``name`` exists and ``add`` is not given."""
+    from .errors import ProfileNotFound
+
+    if add:
+        return
+    try:
+        existing = store.get(name)
+    except ProfileNotFound:
+        return
+    raise CallscribeError(f"a voice profile named {existing.name!r} already exists ({existing.enrollments} "
+                          f"enrollment(s), {existing.speech_s:.1f} s): pass --add to add this speech to it, or choose "
+                          "another name")
 
 
 def _cmd_profiles(args: argparse.Namespace) -> int:
@@ -278,12 +316,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
     from aiohttp import web
 
+    from signaling.auth import check_exposure
+
     from .compose import build_runtime, create_app, ice_servers
     from .webrtc.ice import configure_host_addresses
 
     settings = _settings(args)
     if bool(settings.cert) != bool(settings.key):
         raise CallscribeError("--cert and --key go together")
+    warning = check_exposure(settings)  # before anything loads: an open server on a public address is refused
+    if warning is not None:
+        logging.getLogger("callscribe").warning(warning)
+        print(f"callscribe: {warning}", file=sys.stderr, flush=True)
     ssl_context = None
     if settings.cert:
         ssl_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -327,7 +371,8 @@ def _cmd_call(args: argparse.Namespace) -> int:
     # ICE servers come from the server (/api/ice-servers: TURN with fresh credentials) unless set locally
     result = asyncio.run(call_file(args.server, audio, enroll=voices, ice_servers=settings.ice_servers or None,
                                    speed=args.speed, language=args.language, room=args.room,
-                                   on_message=_printer(args.json), relay_only=args.relay))
+                                   on_message=_printer(args.json), relay_only=args.relay, token=args.token,
+                                   add=args.add))
     return 1 if result.errors else 0
 
 
@@ -390,9 +435,31 @@ def _cmd_listen(args: argparse.Namespace) -> int:
     configure_host_addresses(settings.ice_host_addresses)
     try:
         asyncio.run(listen(args.server, args.room, seconds=args.seconds, ice_servers=settings.ice_servers or None,
-                           on_message=_printer(args.json)))
+                           on_message=_printer(args.json), token=args.token))
     except KeyboardInterrupt:
         pass
+    return 0
+
+
+def _cmd_token(args: argparse.Namespace) -> int:
+    """Print a room token (first line) and its invite URL (second line); what it allows and until when on
+    stderr. Signed offline with the same secret as the server (``CALLSCRIBE_TOKEN_SECRET``, or derived from
+    ``CALLSCRIBE_API_KEY``), so the server must share those settings."""
+    import datetime
+
+    from signaling.auth import Authenticator, invite_path
+
+    settings = _settings(args)
+    authn = Authenticator(settings)
+    if not authn.can_mint:
+        raise CallscribeError("no API key (CALLSCRIBE_API_KEY or --api-key) or token secret (CALLSCRIBE_TOKEN_SECRET) "
+                              "to sign the token with: use the server's")
+    minted = authn.mint(args.room, args.role, args.ttl)
+    base = args.server or f"{'https' if settings.cert else 'http'}://{settings.host}:{settings.port}"
+    print(minted.token)
+    print(base.rstrip("/") + invite_path(minted.room, minted.role, minted.token), flush=True)
+    until = datetime.datetime.fromtimestamp(minted.expires_at, datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    print(f"callscribe: {minted.role} token for room {minted.room!r}, valid until {until}", file=sys.stderr)
     return 0
 
 
@@ -400,7 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose)
     handlers = {"transcribe": _cmd_transcribe, "enroll": _cmd_enroll, "profiles": _cmd_profiles,
-                "serve": _cmd_serve, "call": _cmd_call, "listen": _cmd_listen, "turn": _cmd_turn}
+                "serve": _cmd_serve, "call": _cmd_call, "listen": _cmd_listen, "turn": _cmd_turn,
+                "token": _cmd_token}
     try:
         return handlers[args.command](args)
     except (CallscribeError, TurnError) as exc:

@@ -7,7 +7,10 @@ import-linter contracts in ``pyproject.toml`` hold every other package to its la
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import functools
+import logging
 
 from aiohttp import web
 
@@ -15,11 +18,14 @@ from turn import credentials
 
 from .compute.runtime import SpeechRuntime
 from .compute.workpool import JobObserver
-from .errors import CallscribeError
+from .errors import CallscribeError, StoreError
+from .rooms.durable import SessionRecorder, purge_expired
 from .rooms.hub import RoomHub
 from .rooms.memory import MemoryRoomHub
 from .settings import Settings
 from .speaker.clusters import AnonymousSpeakers
+from .store.database import Database
+from .store.sessions import SessionStore
 from .stream.processor import StreamObserver
 from .webrtc.ice import IceServers
 
@@ -51,20 +57,76 @@ def _mint(urls: list[str], secret: str, ttl_s: float, user: str) -> list[dict]:
     return credentials.ice_servers(urls, secret, user, ttl_s)
 
 
+log = logging.getLogger(__name__)
+
+RETENTION_INTERVAL_S = 3600.0
+
+
 def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, ice: IceServers | None = None,
-               rooms: RoomHub | None = None, observer: StreamObserver | None = None) -> web.Application:
+               rooms: RoomHub | None = None, observer: StreamObserver | None = None,
+               sessions: SessionStore | None = None) -> web.Application:
     """The signaling app over ``runtime`` with its collaborators: ``ice`` (default: :func:`ice_servers` of
-    ``settings``, itself defaulting to the runtime's), the in-process room hub (:func:`room_hub`) unless another
-    is given, and an
-    optional stream observer."""
+    ``settings``, itself defaulting to the runtime's), the session store (default: one on the configured
+    database, ``Settings.database``, a SQLite file or a PostgreSQL URL), the in-process room hub recording into
+    it (:func:`room_hub`) unless another is given, and an optional stream observer. At startup, sessions a crash
+    left open are ended and the retention settings are applied (then hourly).
+
+    Raises:
+        StoreError: the database cannot be opened.
+    """
     from signaling.app import build_app
 
     settings = settings or runtime.settings
-    return build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms or room_hub(settings),
-                     observer=observer)
+    database = None
+    if sessions is None:
+        database = Database(settings.database, label="session database")
+        sessions = SessionStore(database)
+    app = build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms or room_hub(settings, sessions),
+                    observer=observer, sessions=sessions)
+    app.cleanup_ctx.append(functools.partial(_housekeeping, sessions, settings, database))
+    return app
 
 
-def room_hub(settings: Settings) -> MemoryRoomHub:
+def room_hub(settings: Settings, sessions: SessionStore | None = None) -> MemoryRoomHub:
     """The in-process room hub; each room clusters anonymous speakers with the configured thresholds (or not
-    at all when ``Settings.anonymous_speakers`` is off)."""
-    return MemoryRoomHub(lambda: AnonymousSpeakers.from_settings(settings) if settings.anonymous_speakers else None)
+    at all when ``Settings.anonymous_speakers`` is off) and, given ``sessions``, records its calls there."""
+    recorder = None
+    if sessions is not None:
+        recorder = functools.partial(_recorder, sessions, settings.backlog_finals)
+    return MemoryRoomHub(lambda: AnonymousSpeakers.from_settings(settings) if settings.anonymous_speakers else None,
+                         recorder)
+
+
+def _recorder(sessions: SessionStore, backlog_finals: int, room: str) -> SessionRecorder:
+    return SessionRecorder(sessions, room, backlog_finals)
+
+
+async def _housekeeping(sessions: SessionStore, settings: Settings, database: Database | None,
+                        app: web.Application):
+    """aiohttp cleanup context: end sessions left open by a crash, apply retention now and hourly."""
+    try:
+        ended = await asyncio.to_thread(sessions.end_open, "server restart")
+        if ended:
+            log.warning("sessions left open by an earlier run were ended", extra={"sessions": ended})
+    except StoreError as exc:
+        log.error("cannot end sessions left open", extra={"error": str(exc)})
+    task = asyncio.get_running_loop().create_task(_retention(sessions, settings))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    if database is not None:
+        database.close()
+
+
+async def _retention(sessions: SessionStore, settings: Settings) -> None:
+    if not (settings.transcript_retention_days or settings.audio_retention_days):
+        return
+    while True:
+        try:
+            purged = await asyncio.to_thread(purge_expired, sessions, settings)
+            if purged.sessions or purged.audio_files:
+                log.info("retention", extra={"sessions": purged.sessions, "audio_files": purged.audio_files})
+        except StoreError as exc:
+            log.error("retention failed", extra={"error": str(exc)})
+        await asyncio.sleep(RETENTION_INTERVAL_S)

@@ -18,6 +18,12 @@ class AudioDecodeError(CallscribeError):
     code = "bad_audio"
 
 
+class AudioTooLong(AudioDecodeError):
+    """The input holds more audio than allowed (``Settings.max_upload_s``); decoding stopped at the limit."""
+
+    code = "too_long"
+
+
 class ModelError(CallscribeError):
     """A model's weights are missing, corrupt or not loadable."""
 
@@ -43,9 +49,15 @@ class ProfileConflict(ProfileError):
 
 
 class StoreError(CallscribeError):
-    """The profile database is locked, unreadable or not a callscribe database."""
+    """The database is locked, unreadable, unreachable or not a callscribe database."""
 
     code = "store_error"
+
+
+class SessionNotFound(CallscribeError):
+    """No durable session has that id."""
+
+    code = "not_found"
 
 
 class SpeakerNotFound(CallscribeError):

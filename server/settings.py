@@ -72,7 +72,11 @@ class Settings(BaseSettings):
     )
 
     # --- speakers ------------------------------------------------------------------------------
-    database: Path = Field(default_factory=lambda: _data_home() / "profiles.sqlite3")
+    database: Path | str = Field(
+        default_factory=lambda: _data_home() / "profiles.sqlite3",
+        description="the one database (voice profiles, sessions, transcripts): a SQLite file path (WAL mode) or a "
+        "SQLAlchemy URL such as postgresql+psycopg://user@host/db (several nodes share one PostgreSQL)",
+    )
     speaker_threshold: float = Field(
         0.55, ge=-1, le=1, description="cosine similarity a voice profile must reach; on LibriSpeech with 5 profiles "
         "0.50 let 15 % of unknown speakers through, 0.55 about 1 % (bench/speech_core.py section 4)"
@@ -123,6 +127,40 @@ class Settings(BaseSettings):
         '["127.0.0.1"]); None = every address aioice finds, or loopback when it finds none'
     )
     max_message_bytes: int = Field(16_384, ge=256, description="largest data-channel message accepted")
+
+    connect_timeout_s: float = Field(
+        15.0, gt=0, description="close an answered peer whose ICE/DTLS has not connected this long (offers that "
+        "never complete must not hold caller slots)")
+    max_enroll_s: float = Field(
+        60.0, ge=1, description="speech collected between enroll_start and enroll_stop is capped at this many seconds")
+
+    # --- durable sessions ----------------------------------------------------------------------
+    record_audio: bool = Field(False, description="keep each call's 16 kHz audio as a file beside its transcript")
+    recordings_dir: Path = Field(default_factory=lambda: _data_home() / "recordings")
+    recording_format: Literal["flac", "opus"] = Field(
+        "flac", description="FLAC (lossless) or Ogg/Opus (about 24 kbit/s), encoded with PyAV")
+    transcript_retention_days: float | None = Field(
+        None, gt=0, description="delete sessions (transcript and audio) older than this; None = keep forever")
+    audio_retention_days: float | None = Field(
+        None, gt=0, description="delete recorded audio older than this (the transcript stays); None = keep")
+    backlog_finals: int = Field(1000, ge=0, description="finals of a room replayed to late subscribers (and "
+                                "rebuilt from the database after a restart)")
+
+    # --- access control ------------------------------------------------------------------------
+    api_key: str | None = Field(
+        None, description="operator key (Authorization: Bearer KEY) for administration and for minting room "
+        "tokens; None = no access control, allowed only on a loopback address or with insecure_no_auth")
+    token_secret: str | None = Field(
+        None, description="HMAC key that signs room tokens (JWT, HS256); None = derived from api_key")
+    token_ttl_s: int = Field(3600, ge=60, le=30 * 86400, description="default lifetime of a minted room token")
+    insecure_no_auth: bool = Field(
+        False, description="serve a non-loopback address without any access control (loud warning)")
+    offer_rate: str = Field("20/minute", description="SDP offers per client address (limits library notation)")
+    enroll_rate: str = Field("10/minute", description="enrollments and identifications per client address")
+    max_upload_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="largest audio upload accepted")
+    max_upload_s: float = Field(
+        600.0, ge=1, description="longest audio upload decoded; decoding stops (413) once this much audio has "
+        "streamed in, so a small, highly compressed file cannot fill memory")
 
     # --- TURN (coturn with use-auth-secret) ------------------------------------------------------
     turn_urls: list[str] = Field(

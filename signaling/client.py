@@ -4,7 +4,8 @@ It makes a real ``RTCPeerConnection`` (aiortc, the same ICE settings as the serv
 Opus track paced in real time (or ``speed`` times faster), opens the ``events`` data channel and speaks the
 protocol of :mod:`signaling.protocol`: optional enrollments first (``enroll_start`` → audio → ``enroll_stop``),
 then ``transcribe_start`` → audio → ``transcribe_stop``. It doubles as the test client and as an example of a
-data-channel subscriber.
+data-channel subscriber. With a ``token`` (a room token or the operator key) every request carries
+``Authorization: Bearer``; hanging up ``DELETE``s the answer's ``session_url``.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from urllib.parse import urljoin
 
 import aiohttp
 import av
@@ -95,6 +97,7 @@ class CallResult:
     messages: list[dict] = field(default_factory=list)
     peer_id: str | None = None
     room: str | None = None
+    session_url: str | None = None
 
     @property
     def finals(self) -> list[dict]:
@@ -117,15 +120,19 @@ class CallSession:
     ``/api/ice-servers`` GET and the offer POST), e.g. one with ``trace_configs`` to time them (the
     benchmarks do) or a shared connection pool; the session only borrows it and never closes it. None
     (default): a fresh one per :meth:`connect`, closed when the answer is in.
+
+    ``token``: a room token (``callscribe token``, ``POST /api/tokens``) or the operator API key, sent as
+    ``Authorization: Bearer`` with every request; None for a server without access control.
     """
 
     def __init__(self, server_url: str, *, ice_servers: Sequence[dict] | None = None, speed: float = 1.0,
                  language: str | None = None, room: str | None = None, name: str | None = None,
                  transcribe: bool = True, on_message: Callable[[dict], None] | None = None,
                  listen_only: bool = False, relay_only: bool = False,
-                 http: aiohttp.ClientSession | None = None) -> None:
+                 http: aiohttp.ClientSession | None = None, token: str | None = None) -> None:
         self.url = server_url.rstrip("/")
         self.http = http
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.options = {"language": language, "room": room, "name": name, "transcribe": transcribe}
         self.ice_servers = None if ice_servers is None else list(ice_servers)
         self.relay_only = relay_only
@@ -161,8 +168,11 @@ class CallSession:
                 if http is None:
                     http = await stack.enter_async_context(aiohttp.ClientSession())
                 if self.ice_servers is None:
-                    async with http.get(f"{self.url}/api/ice-servers") as resp:
-                        self.ice_servers = (await resp.json(content_type=None))["iceServers"]
+                    async with http.get(f"{self.url}/api/ice-servers", headers=self.headers) as resp:
+                        body = await resp.json(content_type=None)
+                        if resp.status != 200:
+                            raise _refused("ICE servers", resp.status, body)
+                        self.ice_servers = body["iceServers"]
                 await self._offer(http)
         except aiohttp.ClientError as exc:
             raise CallError(f"cannot reach {self.url}: {exc}") from None
@@ -182,12 +192,13 @@ class CallSession:
         if self.relay_only and " typ relay" not in self.pc.localDescription.sdp:
             raise CallError(f"no TURN relay candidate: {await turn_diagnosis(self.ice_servers)}")
         body = {"sdp": self.pc.localDescription.sdp, "type": "offer", **self.options}
-        async with http.post(f"{self.url}/api/offer", json=body) as resp:
+        async with http.post(f"{self.url}/api/offer", json=body, headers=self.headers) as resp:
             answer = await resp.json(content_type=None)
             if resp.status != 200:
-                err = answer.get("error", {}) if isinstance(answer, dict) else {}
-                raise CallError(f"offer refused ({resp.status} {err.get('code', '')}): {err.get('message', '')}")
+                raise _refused("offer", resp.status, answer)
         self.result.peer_id, self.result.room = answer["peer_id"], answer["room"]
+        if answer.get("session_url"):
+            self.result.session_url = urljoin(self.url + "/", answer["session_url"])
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
 
     def _on_message(self, raw) -> None:
@@ -213,11 +224,24 @@ class CallSession:
     def send(self, message: dict | str) -> None:
         self.channel.send(message if isinstance(message, str) else json.dumps(message))
 
-    async def enroll(self, name: str, audio: np.ndarray, timeout: float = 60.0) -> dict:
-        """Enroll ``name`` from ``float32[n]`` 16 kHz speech; returns ``enrollment_completed`` or raises."""
+    async def enroll(self, name: str, audio: np.ndarray, timeout: float = 60.0, *, add: bool = False) -> dict:
+        """Enroll ``name`` from ``float32[n]`` 16 kHz speech (``add``: extend the profile if it exists); returns
+        ``enrollment_completed``.
+
+        Raises:
+            CallError: ``enrollment_failed``, or ``enroll_start`` refused (``name_taken``, ``forbidden``,
+                ``rate_limited``, ``enrollment_in_progress``).
+        """
+        started = self.expect(lambda m: m.get("type") == "enrollment_started"
+                              or (m.get("type") == "error" and m.get("code") in _ENROLL_REFUSALS))
         done = self.expect(lambda m: m.get("type") in ("enrollment_completed", "enrollment_failed")
                            and m.get("name", "").lower() == name.lower())
-        self.send({"type": "enroll_start", "name": name})
+        self.send({"type": "enroll_start", "name": name, "add": add})
+        first = await asyncio.wait_for(started, timeout)
+        if first["type"] == "error":
+            done.cancel()
+            self._waiters = [(p, f) for p, f in self._waiters if f is not done]
+            raise CallError(f"enrollment of {name!r} refused ({first['code']}): {first['message']}")
         await self.track.play(np.concatenate([audio, np.zeros(SAMPLE_RATE // 2, np.float32)]))
         self.send({"type": "enroll_stop"})
         result = await asyncio.wait_for(done, timeout)
@@ -238,30 +262,62 @@ class CallSession:
         await asyncio.wait_for(stopped, timeout)
         return self.result.finals[before:]
 
+    async def hangup(self, timeout: float = 30.0) -> bool:
+        """End the call on the server (``DELETE`` its ``session_url``; the server finalises the utterance in
+        progress and delivers it before the call closes). False when there was no call or the server did not
+        confirm (already ended, unreachable, or a server older than protocol 4)."""
+        url, self.result.session_url = self.result.session_url, None
+        if url is None:
+            return False
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                http = self.http
+                if http is None:
+                    http = await stack.enter_async_context(aiohttp.ClientSession())
+                async with http.delete(url, headers=self.headers,
+                                       timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                    return resp.status in (200, 204)
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
     async def close(self) -> None:
+        """Hang up (:meth:`hangup`), then close the peer connection."""
         if self.pc is not None:
+            await self.hangup()
             await self.pc.close()
+
+
+_ENROLL_REFUSALS = ("name_taken", "forbidden", "rate_limited", "enrollment_in_progress", "listen_only")
+
+
+def _refused(what: str, status: int, body: object) -> CallError:
+    """``CallError("offer refused (403 forbidden): …")`` from the server's JSON error shape."""
+    err = body.get("error", {}) if isinstance(body, dict) else {}
+    err = err if isinstance(err, dict) else {}
+    return CallError(f"{what} refused ({status} {err.get('code', '')}): {err.get('message', '')}")
 
 
 async def call_file(server_url: str, audio: np.ndarray, *, enroll: Sequence[tuple[str, np.ndarray]] = (),
                     ice_servers: Sequence[dict] | None = None, speed: float = 1.0, language: str | None = None,
                     room: str | None = None, on_message: Callable[[dict], None] | None = None,
-                    relay_only: bool = False) -> CallResult:
-    """Enroll the given voices over the data channel, then transcribe ``audio``; the seed's whole flow."""
+                    relay_only: bool = False, token: str | None = None, add: bool = False) -> CallResult:
+    """Enroll the given voices over the data channel (``add``: extend profiles that exist), then transcribe
+    ``audio``; the seed's whole flow."""
     async with CallSession(server_url, ice_servers=ice_servers, speed=speed, language=language, room=room,
-                           transcribe=False, on_message=on_message, relay_only=relay_only) as call:
+                           transcribe=False, on_message=on_message, relay_only=relay_only, token=token) as call:
         for name, voice in enroll:
-            await call.enroll(name, voice)
+            await call.enroll(name, voice, add=add)
         await call.transcribe(audio)
         return call.result
 
 
 async def listen(server_url: str, room: str, *, seconds: float | None = None,
                  ice_servers: Sequence[dict] | None = None,
-                 on_message: Callable[[dict], None] | None = None) -> CallResult:
-    """Follow a room (data channel only) for ``seconds`` (None: until cancelled)."""
+                 on_message: Callable[[dict], None] | None = None, token: str | None = None) -> CallResult:
+    """Follow a room (data channel only) for ``seconds`` (None: until cancelled); ``token``: a viewer or speaker
+    token for the room (or the API key)."""
     async with CallSession(server_url, ice_servers=ice_servers, room=room, listen_only=True,
-                           on_message=on_message) as viewer:
+                           on_message=on_message, token=token) as viewer:
         if seconds is None:
             await asyncio.Event().wait()
         else:

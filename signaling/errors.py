@@ -23,6 +23,7 @@ STATUS_BY_CODE = {
     "profile_error": 400,
     "unauthorized": 401,
     "forbidden": 403,
+    "auth_disabled": 409,
     "not_found": 404,
     "conflict": 409,
     "name_taken": 409,
@@ -30,13 +31,25 @@ STATUS_BY_CODE = {
     "invalid_name": 400,
     "not_in_room": 403,
     "too_large": 413,
+    "too_long": 413,
     "unsupported_media_type": 415,
+    "rate_limited": 429,
     "server_busy": 503,
     "store_error": 503,
     "model_unavailable": 503,
     "turn_unavailable": 503,
 }
-"""HTTP status of each error code; codes not listed are 500."""
+"""HTTP status of each error code; codes not listed are 500.
+
+``unauthorized`` (401): credentials missing, malformed, wrong or expired (the response carries
+``WWW-Authenticate: Bearer``); ``forbidden`` (403): valid credentials that do not allow this (another room, a
+viewer where a speaker is needed, a room token on an operator route); ``auth_disabled``: minting tokens on a
+server without access control; ``rate_limited`` (429): too many offers or enrollments from one client address,
+``Retry-After`` says when to retry; ``too_large`` (413): a body over the route's limit; ``too_long`` (413): an
+upload with more audio than ``Settings.max_upload_s``."""
+
+_CODE_BY_HTTP_STATUS = {404: "not_found", 405: "method_not_allowed", 413: "too_large", 415: "unsupported_media_type"}
+"""Codes for aiohttp's own HTTP errors (e.g. a body over ``client_max_size`` is 413 ``too_large``)."""
 
 
 class ApiError(CallscribeError):
@@ -71,4 +84,11 @@ async def errors_as_json(request: web.Request, handler):
     except web.HTTPException as exc:
         if exc.content_type == "application/json" or exc.status < 400:
             raise
-        return json_error(exc.status, exc.reason.lower().replace(" ", "_"), exc.text or exc.reason)
+        code = _CODE_BY_HTTP_STATUS.get(exc.status) or exc.reason.lower().replace(" ", "_")
+        return json_error(exc.status, code, exc.text or exc.reason, _kept_headers(exc))
+
+
+def _kept_headers(exc: web.HTTPException) -> dict | None:
+    """Headers of an aiohttp error worth keeping on its JSON form (``Allow`` of a 405)."""
+    kept = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After", "WWW-Authenticate")}
+    return kept or None

@@ -2,69 +2,50 @@
 one implementation of the formats (:mod:`server.export.formats`).
 
 ==============================  ===================================================================
-``POST /api/export?format=F``   JSON ``{"finals": [final, …], "meta": {…}?}`` with ``F`` one of ``text``,
-                                ``json``, ``srt``, ``vtt`` → ``200`` the file (``Content-Disposition``
-                                names it when ``meta.room`` is given)
+``POST /api/export?format=F``   JSON :class:`~signaling.schemas.ExportRequest` ``{"finals": [final, …],
+                                "meta": {…}?}`` with ``F`` one of ``text``, ``json``, ``srt``, ``vtt``,
+                                ``rttm`` → ``200`` the file (``Content-Disposition`` names it when
+                                ``meta.room`` is given)
 ==============================  ===================================================================
 
-Each final is a ``final`` event as the data channel delivered it (protocol 2); the room fields ``peer_id``
-and ``caller`` are kept in the JSON export. Errors: ``400 bad_request`` (unknown format, malformed body or
-final), ``413 too_large``.
+Each final is a ``final`` event as the data channel delivered it (protocol 3); the room fields ``peer_id``
+and ``caller`` are kept in the JSON export, other unknown fields are ignored. Errors: ``400 bad_request``
+(unknown format, malformed body or final; the message names the first wrong field), ``413 too_large``
+(over :data:`MAX_EXPORT_BYTES`).
 """
 
 from __future__ import annotations
 
-import json
-
 from aiohttp import web
-from pydantic import ValidationError
 
 from server.export.formats import FORMATS, render
 from server.stream.events import Final
 
-from .errors import ApiError
+from .apidoc import operation, read_json, read_query
+from .schemas import ExportQuery, ExportRequest
 
 MAX_EXPORT_BYTES = 8 * 1024 * 1024
+"""An hour-long meeting's finals with word timings are about 2 MB of JSON."""
 ROOM_FIELDS = ("peer_id", "caller")
 """Fields a room adds to each final (:mod:`server.rooms.memory`), kept per utterance in the JSON export."""
 
 
-def _finals(body: object) -> tuple[list[Final], list[dict], dict]:
-    if not isinstance(body, dict) or not isinstance(body.get("finals"), list):
-        raise ApiError("bad_request", 'expected JSON {"finals": [final, …], "meta"?: {…}}')
-    meta = body.get("meta") or {}
-    if not isinstance(meta, dict):
-        raise ApiError("bad_request", '"meta" must be an object')
-    finals, extra = [], []
-    for i, item in enumerate(body["finals"]):
-        if not isinstance(item, dict):
-            raise ApiError("bad_request", f"finals[{i}] is not an object")
-        try:
-            finals.append(Final.model_validate({k: v for k, v in item.items() if k in Final.model_fields}))
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "final"
-            raise ApiError("bad_request", f"finals[{i}].{where}: {first['msg']}") from None
-        extra.append({k: item[k] for k in ROOM_FIELDS if k in item})
-    return finals, extra, meta
-
-
+@operation(summary="Render finals as a transcript file (text, JSON, SRT, WebVTT, RTTM)", body=ExportRequest,
+           query=ExportQuery, content_type="text/plain", auth="token", errors=("bad_request", "too_large"),
+           tags=["export"], extra={"responses": {"200": {"content": {
+               spec.mime: {"schema": {"type": "string"}} for spec in FORMATS.values()}}}},
+           description="The same renderer as `callscribe transcribe --format`. The media type follows the format: "
+           + ", ".join(f"`{name}` {spec.mime}" for name, spec in FORMATS.items()) + ".")
 async def export(request: web.Request) -> web.Response:
-    fmt = request.query.get("format", "")
-    if fmt not in FORMATS:
-        raise ApiError("bad_request", f"format must be one of {', '.join(FORMATS)}, not {fmt!r}")
-    if (request.content_length or 0) > MAX_EXPORT_BYTES:
-        raise ApiError("too_large", f"exports are limited to {MAX_EXPORT_BYTES} bytes")
-    try:
-        body = json.loads(await request.text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ApiError("bad_request", f"not JSON: {exc}") from None
-    finals, extra, meta = _finals(body)
+    fmt = read_query(request, ExportQuery).format
+    body = await read_json(request, ExportRequest, max_bytes=MAX_EXPORT_BYTES)
+    finals = [Final.model_validate(f.model_dump(include=set(Final.model_fields))) for f in body.finals]
+    extra = [f.model_dump(include=set(ROOM_FIELDS), exclude_none=True) for f in body.finals]
     spec = FORMATS[fmt]
-    text = render(finals, fmt, meta, extra=extra)
+    text = render(finals, fmt, body.meta, extra=extra)
     headers = {"Cache-Control": "no-store"}
-    if isinstance(meta.get("room"), str):
-        name = "".join(c for c in meta["room"] if c.isalnum() or c in "-_.") or "call"
+    if isinstance(body.meta.get("room"), str):
+        name = "".join(c for c in body.meta["room"] if c.isalnum() or c in "-_.") or "call"
         headers["Content-Disposition"] = f'attachment; filename="callscribe-{name}.{spec.extension}"'
     return web.Response(text=text, content_type=spec.mime, charset="utf-8", headers=headers)
 

@@ -14,22 +14,16 @@ Errors: ``404 not_found`` (room or speaker), ``409 name_taken`` / ``not_anonymou
 from __future__ import annotations
 
 import asyncio
-import json
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from server.rooms.naming import SpeakerNaming
 
-from .errors import ApiError
+from .apidoc import operation, read_json
 from .protocol import SpeakerNamed
+from .schemas import NameRequest, SpeakerList, SpeakerNamedBody, SpeakerSummary
 
-
-class NameRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field(max_length=200)
-    save: bool = False
-    extend: bool = False
+_ROOM = "the room's name"
 
 
 async def name_speaker(naming: SpeakerNaming, room: str, speaker_id: str, name: str, *, save: bool,
@@ -45,20 +39,28 @@ async def name_speaker(naming: SpeakerNaming, room: str, speaker_id: str, name: 
 
 
 def add_routes(app: web.Application, naming_key: web.AppKey) -> None:
+    @operation(summary="A room's speakers (anonymous voices, named or saved ones included)", response=SpeakerList,
+               auth="room", path={"room": _ROOM}, errors=("not_found",), tags=["rooms"])
     async def list_speakers(request: web.Request) -> web.Response:
         summaries = request.app[naming_key].speakers(request.match_info["room"])
-        return web.json_response({"speakers": [
-            {"speaker_id": s.identity.id, "speaker": s.identity.label, "speaker_kind": s.identity.kind,
-             "speech_s": round(s.speech_s, 2), "utterances": s.utterances} for s in summaries]})
+        return web.json_response(SpeakerList(speakers=[
+            SpeakerSummary(speaker_id=s.identity.id, speaker=s.identity.label, speaker_kind=s.identity.kind,
+                           speech_s=round(s.speech_s, 2), utterances=s.utterances) for s in summaries
+        ]).model_dump(mode="json"))
 
+    @operation(summary="Name a room's anonymous speaker, optionally saving the voice as a profile",
+               body=NameRequest, response=SpeakerNamedBody, auth="speaker",
+               path={"room": _ROOM, "speaker_id": "the speaker's id, e.g. anon:2"},
+               errors=("bad_request", "invalid_name", "profile_error", "not_found", "name_taken", "not_anonymous",
+                       "too_large", "store_error"), tags=["rooms"],
+               description="Everyone in the room gets a `speaker_relabeled` event. With `save` the speaker's speech "
+               "so far becomes a voice profile (`extend`: added to the profile of that name); a name that is a "
+               "profile's is `409 name_taken` without `extend`.")
     async def name(request: web.Request) -> web.Response:
-        try:
-            body = NameRequest.model_validate(json.loads(await request.text()))
-        except (ValueError, ValidationError) as exc:
-            raise ApiError("bad_request", f'expected {{"name": str, "save"?: bool, "extend"?: bool}}: {exc}') from None
+        body = await read_json(request, NameRequest)
         ack = await name_speaker(request.app[naming_key], request.match_info["room"],
                                  request.match_info["speaker_id"], body.name, save=body.save, extend=body.extend)
-        return web.json_response(ack.model_dump(exclude={"type"}))
+        return web.json_response(SpeakerNamedBody(**ack.model_dump(exclude={"type"})).model_dump(mode="json"))
 
     app.router.add_get("/api/rooms/{room}/speakers", list_speakers)
     app.router.add_post("/api/rooms/{room}/speakers/{speaker_id}/name", name)

@@ -91,3 +91,16 @@ def write_wav(path: Path, audio: np.ndarray, rate: int = 16000, channels: int = 
         for packet in stream.encode(None):
             out.mux(packet)
     return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """SQLAlchemy URL of a throwaway PostgreSQL server started for this test session (``tests/postgres_server.py``;
+    skips when the machine cannot run one). Make a fresh database per test with ``postgres_server.create_database``."""
+    from postgres_server import start_or_skip
+
+    server = start_or_skip()
+    try:
+        yield server.url()
+    finally:
+        server.stop()

@@ -18,12 +18,13 @@ from conftest import write_wav
 
 @pytest.fixture
 def cli(tmp_path, model_cache):
-    env = {**os.environ, "CALLSCRIBE_DATABASE": str(tmp_path / "profiles.sqlite3"),
+    inherited = {k: v for k, v in os.environ.items() if k not in ("CALLSCRIBE_API_KEY", "CALLSCRIBE_TOKEN_SECRET")}
+    env = {**inherited, "CALLSCRIBE_DATABASE": str(tmp_path / "profiles.sqlite3"),
            "CALLSCRIBE_MODEL_CACHE_DIR": str(model_cache)}
 
-    def run(*args, timeout=300):
-        proc = subprocess.run([sys.executable, "-m", "server.cli", *map(str, args)], env=env, capture_output=True,
-                              text=True, timeout=timeout)
+    def run(*args, timeout=300, extra_env=None):
+        proc = subprocess.run([sys.executable, "-m", "server.cli", *map(str, args)], env={**env, **(extra_env or {})},
+                              capture_output=True, text=True, timeout=timeout)
         assert "Traceback" not in proc.stderr, proc.stderr
         return proc
 
@@ -188,3 +189,48 @@ def test_transcribe_rttm_without_diarize(cli, speech):
     assert len(lines) >= 2 and all(len(f) == 10 and f[:3] == ["SPEAKER", "jfk", "1"] for f in lines)
     assert len({f[7] for f in lines}) == 1  # one speaker, whatever the streaming path calls an unenrolled voice
     assert all(float(f[3]) >= 0 and float(f[4]) > 0 for f in lines)
+
+
+# --- enroll refuses an existing name unless --add ---------------------------------------------------------------
+@pytest.mark.speech
+def test_enroll_an_existing_name_needs_add(cli, speech):
+    d = speech / "harvard_2spk"
+    assert cli("enroll", "Alice", d / "spk1_snt1.wav", d / "spk1_snt2.wav").returncode == 0
+    again = cli("enroll", "alice", d / "spk1_snt3.wav", d / "spk1_snt4.wav")
+    assert again.returncode == 1
+    assert "'Alice' already exists" in again.stderr and "--add" in again.stderr
+    assert [r[0] for r in sqlite3.connect(cli.db).execute("SELECT count(*) FROM enrollments")] == [1]
+    added = cli("enroll", "alice", d / "spk1_snt3.wav", d / "spk1_snt4.wav", "--add")
+    assert added.returncode == 0, added.stderr
+    assert "profile now 2 enrollment(s)" in added.stdout
+    assert cli("enroll", "Bob", d / "spk2_snt1.wav", d / "spk2_snt2.wav", "--add").returncode == 0  # new: fine
+
+
+# --- callscribe token --------------------------------------------------------------------------------------------
+def test_token_prints_a_token_and_an_invite_url(cli):
+    from server.settings import Settings
+    from signaling.auth import Authenticator
+
+    key = "cli-test-operator-key-0123456789"
+    proc = cli("token", "--room", "standup", "--role", "viewer", "--ttl", "120", "--server", "https://cs.example.org/",
+               extra_env={"CALLSCRIBE_API_KEY": key})
+    assert proc.returncode == 0, proc.stderr
+    token, url = proc.stdout.split()
+    assert url == f"https://cs.example.org/room/standup?token={token}"
+    who = Authenticator(Settings(api_key=key)).verify(token)  # what the server, with the same key, accepts
+    assert (who.kind, who.room, who.role) == ("room", "standup", "viewer")
+    assert "viewer token for room 'standup', valid until" in proc.stderr
+    speaker = cli("token", "--room", "standup", "--role", "speaker", extra_env={"CALLSCRIBE_API_KEY": key})
+    assert speaker.stdout.split()[1].startswith("http://127.0.0.1:8080/?room=standup&token=")
+    with pytest.raises(Exception, match="neither the API key"):
+        Authenticator(Settings(api_key=key + "x")).verify(token)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--room", "r", "--role", "viewer"], "no API key"),
+    (["--room", "two words", "--role", "viewer", "--api-key", "k" * 20], "room"),
+    (["--room", "r", "--role", "viewer", "--ttl", "0", "--api-key", "k" * 20], "a token lives"),
+])
+def test_token_errors(cli, args, message):
+    proc = cli("token", *args)
+    assert proc.returncode == 1 and proc.stderr.startswith("callscribe: error:") and message in proc.stderr

@@ -252,7 +252,9 @@ def test_nginx_body_limits(proxy):
     status, headers, _ = https_request(proxy, "POST", "/api/offer", b"\0" * (2 * 1024 * 1024))
     assert status == 413
     assert "strict-transport-security" in headers  # "always": error pages carry the headers too
-    assert [r["path"] for r in proxy["seen"]] == ["/api/profiles", "/api/offer"]
+    status, _, _ = https_request(proxy, "POST", "/api/identify/batch", b"\0" * (20 * 1024 * 1024))  # uploads too
+    assert status == 200
+    assert [r["path"] for r in proxy["seen"]] == ["/api/profiles", "/api/offer", "/api/identify/batch"]
 
 
 def test_nginx_metrics_only_from_the_allowlist(proxy):
@@ -343,8 +345,8 @@ def test_env_example_names_real_settings_with_valid_values(monkeypatch, tmp_path
     from server.settings import Settings
 
     env = env_example()
-    for name in ("HOST", "PORT", "DATABASE", "MODEL_CACHE_DIR", "MAX_PEERS", "ICE_SERVERS", "ICE_HOST_ADDRESSES",
-                 "TURN_URLS", "TURN_SECRET", "TURN_TTL_S"):
+    for name in ("HOST", "PORT", "API_KEY", "DATABASE", "MODEL_CACHE_DIR", "MAX_PEERS", "ICE_SERVERS",
+                 "ICE_HOST_ADDRESSES", "TURN_URLS", "TURN_SECRET", "TURN_TTL_S"):
         assert f"CALLSCRIBE_{name}" in env, name
     unknown = [k for k in env if k.removeprefix("CALLSCRIBE_").lower() not in Settings.model_fields]
     assert not unknown, f"not settings of server/settings.py: {unknown}"

@@ -43,7 +43,9 @@ def self_signed(tmp_path):
 
 @pytest.fixture
 def env(tmp_path, model_cache):
-    return {**os.environ, "CALLSCRIBE_DATABASE": str(tmp_path / "p.sqlite3"),
+    inherited = {k: v for k, v in os.environ.items()
+                 if k not in ("CALLSCRIBE_API_KEY", "CALLSCRIBE_TOKEN_SECRET", "CALLSCRIBE_INSECURE_NO_AUTH")}
+    return {**inherited, "CALLSCRIBE_DATABASE": str(tmp_path / "p.sqlite3"),
             "CALLSCRIBE_MODEL_CACHE_DIR": str(model_cache)}
 
 
@@ -86,3 +88,35 @@ def test_serve_configuration_errors(env, args, message):
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0
     assert message in proc.stderr and "Traceback" not in proc.stderr
+
+
+# --- access control: an open server is refused on any address but loopback ----------------------------------------
+# These runs bind nothing and send nothing: the check comes before the models load and before the socket opens.
+@pytest.mark.parametrize("args,message", [
+    (["--host", "0.0.0.0"], "refusing to serve 0.0.0.0 without access control"),
+    (["--host", "::"], "refusing to serve :: without access control"),
+    (["--host", "0.0.0.0", "--api-key", "too-short"], "the API key is too short"),
+])
+def test_serve_refuses_a_reachable_address_without_a_key(env, args, message):
+    started = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "server.cli", "serve", "--port", str(free_port()), *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    if "refusing" in message:
+        assert "CALLSCRIBE_API_KEY" in proc.stderr and "--insecure-no-auth" in proc.stderr
+    assert "serving on" not in proc.stdout
+    assert time.monotonic() - started < 60  # refused up front, not after loading models
+
+
+def test_insecure_no_auth_passes_the_check_loudly(env):
+    """With --insecure-no-auth the server goes on (stopped as soon as it has said so, before it binds)."""
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--host", "0.0.0.0", "--port",
+                             str(free_port()), "--insecure-no-auth"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert "WARNING" in first and "NO ACCESS CONTROL" in first and "0.0.0.0" in first

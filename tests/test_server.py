@@ -204,6 +204,39 @@ async def test_caller_vanishing_mid_utterance(runtime, voices):
         await server.close()
 
 
+async def test_offers_that_never_connect_release_their_slots(runtime):
+    """30 offers whose ICE never completes (the client never applies the answer) must not hold the caller
+    slots or the viewer list: after ``connect_timeout_s`` they are gone and a real call gets in."""
+    from signaling.app import PEERS
+
+    server, url = await start(runtime, max_peers=2, connect_timeout_s=2.0, offer_rate="1000/minute")
+    pcs = []
+    try:
+        async with aiohttp.ClientSession() as http:
+            for i in range(30):
+                pc = RTCPeerConnection(rtc_configuration([]))
+                pcs.append(pc)
+                if i % 2:
+                    pc.addTrack(FileAudioTrack())  # a caller
+                pc.createDataChannel("events")
+                await pc.setLocalDescription(await pc.createOffer())
+                async with http.post(f"{url}/api/offer", json={"sdp": pc.localDescription.sdp,
+                                                                "type": "offer"}) as resp:
+                    assert resp.status in (200, 503)
+            assert server.app[PEERS]  # the answered ones are waiting for ICE
+            for _ in range(100):
+                if not server.app[PEERS]:
+                    break
+                await asyncio.sleep(0.1)
+            assert server.app[PEERS] == {}
+        async with CallSession(url, speed=SPEED) as call:  # a slot is free again
+            assert call.result.peer_id
+    finally:
+        for pc in pcs:
+            await pc.close()
+        await server.close()
+
+
 async def test_idle_calls_time_out(runtime):
     server, url = await start(runtime, idle_timeout_s=1.0)
     try:
@@ -426,7 +459,8 @@ async def test_name_an_anonymous_speaker_then_the_next_call_knows_the_voice(runt
                     assert any(m["type"] == "speaker_relabeled" for m in call.result.messages)
                     again = await ask({"speaker_id": "anon:1", "name": "Carla2"})
                     assert again["code"] == "not_anonymous"
-                ended = viewer.expect(lambda m: m["type"] == "room" and m["callers"] == 0)
+                    # registered before hanging up: the hang-up (DELETE session_url) returns after the room knows
+                    ended = viewer.expect(lambda m: m["type"] == "room" and m["callers"] == 0)
                 await asyncio.wait_for(ended, 10)
             # a late viewer gets the finals and the relabel that corrected them
             async with CallSession(url, room="team", listen_only=True) as late:

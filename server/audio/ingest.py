@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from .. import SAMPLE_RATE
-from ..errors import AudioDecodeError
+from ..errors import AudioDecodeError, AudioTooLong
 
 
 class FrameResampler:
@@ -76,26 +76,38 @@ def probe(path: str | Path) -> AudioInfo:
     """Read a file's header. Raises :class:`AudioDecodeError` if it is not audio."""
     container, stream = _open(path)
     with container:
-        duration = None
-        if stream.duration is not None and stream.time_base is not None:
-            duration = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            duration = container.duration / av.time_base
+        duration = _declared_duration(container, stream)
         return AudioInfo(duration, stream.rate or 0, stream.channels or 0, stream.codec_context.name)
 
 
-def iter_file(path: str | Path, chunk_s: float = 1.0) -> Iterator[np.ndarray]:
+def iter_file(path: str | Path, chunk_s: float = 1.0, *, max_s: float | None = None) -> Iterator[np.ndarray]:
     """Decode a file incrementally, yielding ``float32[≈chunk_s·16000]`` mono chunks at 16 kHz.
+
+    Memory stays at one chunk (plus the decoder's own buffers) whatever the file's length. With ``max_s``,
+    a file whose header already says it is longer is refused before anything is decoded, and decoding stops as
+    soon as more than ``max_s`` seconds have come out (a header can lie, and highly compressed audio is small:
+    10 minutes of Opus fit in 1 MB), so no more than ``max_s`` seconds are ever decoded.
 
     Raises:
         AudioDecodeError: unreadable, empty, non-audio or corrupt input (also mid-stream).
+        AudioTooLong: more than ``max_s`` seconds of audio (raised before any chunk past the limit is yielded).
     """
+    limit = None if max_s is None else int(max_s * SAMPLE_RATE)
     container, stream = _open(path)
+    if max_s is not None:
+        declared = _declared_duration(container, stream)
+        if declared is not None and declared > max_s + 1.0:  # 1 s of slack for container rounding
+            container.close()
+            raise AudioTooLong(f"{path}: {declared:.0f} s of audio; the limit is {max_s:.0f} s")
     resampler = FrameResampler()
     pending: list[np.ndarray] = []
     pending_n = 0
     chunk_n = max(1, int(chunk_s * SAMPLE_RATE))
     total = 0
+
+    def too_long() -> AudioTooLong:
+        return AudioTooLong(f"{path}: more than {max_s:.0f} s of audio; the limit is {max_s:.0f} s")
+
     with container:
         try:
             frames = container.decode(stream)
@@ -103,6 +115,8 @@ def iter_file(path: str | Path, chunk_s: float = 1.0) -> Iterator[np.ndarray]:
                 samples = resampler.push(frame)
                 pending.append(samples)
                 pending_n += samples.size
+                if limit is not None and total + pending_n > limit:
+                    raise too_long()
                 if pending_n >= chunk_n:
                     block = np.concatenate(pending)
                     pending, pending_n = [], 0
@@ -112,11 +126,22 @@ def iter_file(path: str | Path, chunk_s: float = 1.0) -> Iterator[np.ndarray]:
             raise AudioDecodeError(f"{path}: decoding failed ({exc})") from None
         pending.append(resampler.flush())
     block = np.concatenate(pending) if pending else np.zeros(0, np.float32)
+    if limit is not None and total + block.size > limit:
+        raise too_long()
     total += block.size
     if total == 0:
         raise AudioDecodeError(f"{path}: no audio samples could be decoded")
     if block.size:
         yield block
+
+
+def _declared_duration(container: av.container.InputContainer, stream: av.audio.stream.AudioStream) -> float | None:
+    """Seconds of audio the header announces, or None when it does not say."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return None
 
 
 def load_audio(path: str | Path) -> np.ndarray:

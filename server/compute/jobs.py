@@ -69,10 +69,12 @@ class PartialJob(Job):
 
 @dataclass(eq=False)
 class EnrollJob(Job):
-    """Embed ``float32[n]`` 16 kHz enrollment speech (``speech_s`` seconds) and store it as profile ``name``."""
+    """Embed ``float32[n]`` 16 kHz enrollment speech (``speech_s`` seconds) and store it as profile ``name``;
+    when a profile has that name, ``add`` the speech to it or refuse (``NameTaken``, nothing stored)."""
 
     priority: ClassVar[Priority] = Priority.ENROLL
     name: str
     audio: np.ndarray
     speech_s: float
     source: str
+    add: bool = True

@@ -18,7 +18,9 @@ import numpy as np
 
 from .. import SAMPLE_RATE
 from ..asr.types import AsrResult
+from ..errors import NameTaken, ProfileConflict
 from ..settings import Settings
+from ..speaker.identify import VoiceprintBuilder
 from ..speaker.profile import VoiceProfile
 from ..store.profiles import ProfileStore
 from .jobs import EnrollJob, FinalJob, Job, PartialJob
@@ -192,9 +194,18 @@ class SpeechRuntime:
 
     def enroll(self, job: EnrollJob) -> Enrollment:
         """Embed the enrollment speech and store it under ``job.name``; say which *other* profile, if any, the
-        voice matches (cosine at or above ``Settings.speaker_threshold``: probably the same person twice)."""
-        embedding = self.embedder.embed(job.audio)
+        voice matches (cosine at or above ``Settings.speaker_threshold``: probably the same person twice).
+        An existing profile of that name is extended when ``job.add``, else refused.
+
+        Raises:
+            NameTaken: ``add`` is false and a profile has the name (checked again in the store's transaction).
+            ProfileError, StoreError: see :meth:`ProfileStore.enroll`.
+        """
+        append = job.add
         key = " ".join(job.name.split()).lower()
+        if not append and any(p.name.lower() == key for p in self.profiles()):
+            raise _taken(job.name)
+        embedding = self.embed_speech(job.audio)
         others = [p for p in self.profiles() if p.name.lower() != key]
         similar, similarity = None, None
         if others:
@@ -202,13 +213,41 @@ class SpeechRuntime:
             best = int(np.argmax(scores))
             if scores[best] >= self.settings.speaker_threshold:
                 similar, similarity = others[best].name, round(float(scores[best]), 4)
-        profile = self.store.enroll(job.name, embedding, job.speech_s, job.source)
+        try:
+            profile = self.store.enroll(job.name, embedding, job.speech_s, job.source, append=append)
+        except ProfileConflict:
+            raise _taken(job.name) from None
         self.invalidate_profiles()
         return Enrollment(profile, similar, similarity)
+
+    def voiceprint(self) -> VoiceprintBuilder:
+        """A builder of one voiceprint from speech of any length, embedded window by window with this runtime's
+        embedder (bounded memory: :data:`server.speaker.identify.EMBED_WINDOW_S`); used for enrollments and
+        for identifying uploads. Runs on the calling thread (the embedder serialises its forwards)."""
+        return VoiceprintBuilder(self.embedder.embed, min_samples=self.embedder.min_samples)
+
+    def embed_speech(self, audio: np.ndarray) -> np.ndarray:
+        """Voiceprint ``float32[192]`` (L2-normalised) of ``float32[n]`` 16 kHz speech of any length: one
+        embedding up to :data:`~server.speaker.identify.EMBED_WINDOW_S` seconds, the duration-weighted mean of
+        window embeddings beyond.
+
+        Raises:
+            ValueError: under ``embedder.min_samples`` of audio.
+        """
+        builder = self.voiceprint()
+        builder.add(audio)
+        embedding = builder.finish()
+        if embedding is None:
+            raise ValueError(f"{audio.size / SAMPLE_RATE:.2f} s of audio is too short for a speaker embedding")
+        return embedding
 
     def close(self) -> None:
         self.pool.close()
         self.store.close()
+
+
+def _taken(name: str) -> NameTaken:
+    return NameTaken(f"a voice profile named {name!r} already exists; enroll with add to add this speech to it")
 
 
 def limit_torch_threads(threads: int) -> None:

@@ -51,11 +51,13 @@ class Room(Protocol):
 
     def unsubscribe(self, key: str) -> None: ...
 
-    def join(self, peer_id: str, caller: str | None) -> None:
-        """A call with a microphone joined (or renamed its caller): subscribers get the new :class:`RoomState`."""
+    def join(self, peer_id: str, caller: str | None, *, language: str | None = None,
+             audio_path: str | None = None) -> None:
+        """A call with a microphone joined (or renamed its caller): subscribers get the new :class:`RoomState`;
+        a recording room starts its session (``language`` the caller's, ``audio_path`` its recording, if any)."""
 
-    def leave(self, peer_id: str) -> None:
-        """That call ended: subscribers get the new :class:`RoomState`."""
+    def leave(self, peer_id: str, reason: str = "closed") -> None:
+        """That call ended (``reason``): subscribers get the new :class:`RoomState`; its session ends."""
 
 
 class RoomHub(Protocol):

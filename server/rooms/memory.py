@@ -1,20 +1,28 @@
 """The in-process room hub: rooms, their subscribers, backlogs and anonymous speakers in this process's memory
-(the interface: :mod:`server.rooms.hub`)."""
+(the interface: :mod:`server.rooms.hub`). With a :class:`server.rooms.durable.SessionRecorder` per room, each
+call is a durable session and every final and relabel is in the database before it is sent; a room created
+after a restart starts with its backlog rebuilt from there."""
 
 from __future__ import annotations
 
+import logging
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..speaker.clusters import AnonymousSpeakers
+from ..errors import StoreError
+from ..speaker.clusters import ANON_PREFIX, AnonymousSpeakers
 from ..stream.events import Event, Final, SpeakerRelabeled
+from .durable import SessionRecorder
 from .hub import RoomState, Subscriber
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
 class MemoryRoom:
-    """A room held in memory (keeps at most ``max_backlog`` finals and relabels)."""
+    """A room held in memory (keeps at most ``max_backlog`` finals and relabels); ``recorder`` (optional)
+    writes its sessions to the database."""
 
     name: str
     speakers: AnonymousSpeakers | None = field(default_factory=AnonymousSpeakers)
@@ -22,11 +30,18 @@ class MemoryRoom:
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     callers: dict[str, str | None] = field(default_factory=dict)
     max_backlog: int = 10_000
+    recorder: SessionRecorder | None = None
 
     def publish(self, event: Event, peer_id: str, caller: str | None = None) -> None:
-        """Send ``event`` (from call ``peer_id``) to every subscriber; finals with words and relabels go to the
-        backlog."""
-        if (isinstance(event, Final) and event.text.strip()) or isinstance(event, SpeakerRelabeled):
+        """Send ``event`` (from call ``peer_id``) to every subscriber; finals with words and relabels are
+        first written to the database (when the room records) and kept in the backlog."""
+        kept = (isinstance(event, Final) and event.text.strip()) or isinstance(event, SpeakerRelabeled)
+        if kept:
+            if self.recorder is not None:
+                if isinstance(event, Final):
+                    self.recorder.final(event, peer_id)
+                else:
+                    self.recorder.relabel(event, peer_id if peer_id in self.callers else None)
             self.backlog.append(event)
             del self.backlog[: -self.max_backlog]
         message = {**event.model_dump(mode="json"), "peer_id": peer_id}
@@ -52,13 +67,23 @@ class MemoryRoom:
     def unsubscribe(self, key: str) -> None:
         self.subscribers.pop(key, None)
 
-    def join(self, peer_id: str, caller: str | None) -> None:
+    def join(self, peer_id: str, caller: str | None, *, language: str | None = None,
+             audio_path: str | None = None) -> None:
+        if self.recorder is not None:
+            if peer_id in self.callers:
+                self.recorder.renamed(peer_id, caller)
+            else:
+                self.recorder.started(peer_id, caller, language)
+            if audio_path is not None:
+                self.recorder.audio(peer_id, audio_path)
         self.callers[peer_id] = caller
         self._send(self.state.model_dump())
 
-    def leave(self, peer_id: str) -> None:
+    def leave(self, peer_id: str, reason: str = "closed") -> None:
         if peer_id in self.callers:
             del self.callers[peer_id]
+            if self.recorder is not None:
+                self.recorder.ended(peer_id, reason)
             self._send(self.state.model_dump())
 
 
@@ -68,18 +93,38 @@ class MemoryRoomHub:
     Args:
         speakers: makes each new room's anonymous-speaker registry (default: library defaults; the
             composition root passes the configured one; returning None turns anonymous speakers off).
+        recorder: makes the :class:`SessionRecorder` of a new room (by name), or None to keep nothing
+            beyond memory. A room's backlog is rebuilt from its recorder; if the database cannot be read
+            the room starts empty (logged) rather than refusing calls.
     """
 
-    def __init__(self, speakers: Callable[[], AnonymousSpeakers | None] = AnonymousSpeakers) -> None:
+    def __init__(self, speakers: Callable[[], AnonymousSpeakers | None] = AnonymousSpeakers,
+                 recorder: Callable[[str], SessionRecorder] | None = None) -> None:
         self._rooms: dict[str, MemoryRoom] = {}
         self._speakers = speakers
+        self._recorder = recorder
 
     def get(self, name: str | None) -> MemoryRoom:
-        """The room ``name``, created on first use; a generated name when None."""
+        """The room ``name``, created on first use (its backlog rebuilt from the database when it records);
+        a generated name when None."""
         name = name or f"room-{secrets.token_hex(3)}"
         if name not in self._rooms:
-            self._rooms[name] = MemoryRoom(name, self._speakers())
+            self._rooms[name] = self._create(name)
         return self._rooms[name]
+
+    def _create(self, name: str) -> MemoryRoom:
+        room = MemoryRoom(name, self._speakers())
+        if self._recorder is None:
+            return room
+        try:
+            room.recorder = self._recorder(name)
+            room.backlog = room.recorder.backlog()
+        except StoreError as exc:
+            log.error("cannot rebuild the room's backlog", extra={"room": name, "error": str(exc)})
+            return room
+        if room.speakers is not None:
+            room.speakers.first_number = 1 + max(_anon_numbers(room.backlog), default=0)
+        return room
 
     def find(self, name: str) -> MemoryRoom | None:
         return self._rooms.get(name)
@@ -89,3 +134,11 @@ class MemoryRoomHub:
 
     def __len__(self) -> int:
         return len(self._rooms)
+
+
+def _anon_numbers(events: list[Final | SpeakerRelabeled]):
+    for event in events:
+        ids = (event.speaker_id, event.from_id) if isinstance(event, SpeakerRelabeled) else (event.speaker_id,)
+        for speaker_id in ids:
+            if speaker_id and speaker_id.startswith(ANON_PREFIX) and speaker_id[len(ANON_PREFIX):].isdigit():
+                yield int(speaker_id[len(ANON_PREFIX):])

@@ -128,6 +128,8 @@ class AnonymousSpeakers:
         profile_threshold: similarity at which a speaker's centroid is taken to be an enrolled profile
             (``Settings.speaker_threshold``).
         max_speakers: beyond this many speakers, unmatched speech stays ``unknown``.
+        first_number: the number of the first speaker opened (``Speaker N``, ``anon:N``); a room rebuilt from the
+            database after a restart continues after the numbers its stored transcript already uses.
     """
 
     join_threshold: float = 0.62
@@ -135,6 +137,7 @@ class AnonymousSpeakers:
     merge_threshold: float = 0.75
     profile_threshold: float = 0.55
     max_speakers: int = 64
+    first_number: int = 1
     _speakers: dict[str, _Speaker] = field(default_factory=dict)
     _tentative: dict[str, _Tentative] = field(default_factory=dict)
     _tentative_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
@@ -197,7 +200,7 @@ class AnonymousSpeakers:
             return Assignment(speaker.identity, score, "new_speaker", tuple(relabels))
 
     def _open(self, total: np.ndarray, speech_s: float) -> _Speaker:
-        number = len(self._speakers) + 1
+        number = self.first_number + len(self._speakers)
         speaker = _Speaker(number, f"Speaker {number}", total.copy(), speech_s)
         self._speakers[speaker.id] = speaker
         return speaker

@@ -1,2 +1,3 @@
-"""Durable state: one SQLite database with versioned schema migrations (:mod:`.database`, Alembic) that the
-voice profiles (:mod:`.profiles`) and later tables share."""
+"""Durable state: one database (a SQLite file, or PostgreSQL) with versioned schema migrations (:mod:`.database`,
+Alembic) that the voice profiles and their history (:mod:`.profiles`) and the durable sessions (:mod:`.sessions`)
+share."""

@@ -1,23 +1,35 @@
 """The one database layer: a SQLAlchemy Core engine whose schema Alembic migrates to head on open.
 
-Shapes and units: :class:`Database` takes a path (a SQLite file; parent folders are created) or a SQLAlchemy URL
-(``sqlite:///…``; other dialects get no SQLite tuning and no legacy adoption — PostgreSQL is not supported by
-revision 0001 yet) and ``timeout_s``, seconds a write waits for another writer's lock before :class:`StoreError`.
-SQLite runs in WAL mode with foreign keys ON; reads are ``BEGIN`` (a snapshot that never blocks on writers), writes
-``BEGIN IMMEDIATE`` (take the write lock up front), via SQLAlchemy's pysqlite recipe (``isolation_level=None`` on
-the DBAPI connection + a ``begin`` event). Each :meth:`Database.read` / :meth:`Database.write` block is one
-transaction on its own pooled connection, so one ``Database`` is safe to share across threads.
+Shapes and units: :class:`Database` takes a path (a SQLite file; parent folders are created) or a SQLAlchemy URL:
+``sqlite:///…`` or ``postgresql+psycopg://user[:password]@host[:port]/dbname`` (``postgresql://`` means the same
+driver, psycopg 3), and ``timeout_s``, seconds a write waits for another writer's lock before :class:`StoreError`
+(on PostgreSQL also the connect timeout, at least 2 s). Both dialects are supported by every revision and behave
+the same through the stores (profile names unique case-insensitively, times as 8-byte floats); other dialects are
+untested.
+
+* SQLite runs in WAL mode with foreign keys ON; reads are ``BEGIN`` (a snapshot that never blocks on writers),
+  writes ``BEGIN IMMEDIATE`` (take the write lock up front, so writers run one at a time), via SQLAlchemy's pysqlite
+  recipe (``isolation_level=None`` on the DBAPI connection + a ``begin`` event).
+* PostgreSQL: reads are ``REPEATABLE READ READ ONLY`` (one snapshot per block, like SQLite's), writes ``READ
+  COMMITTED``; ``lock_timeout`` is ``timeout_s``. Writers run concurrently, so a write that must not interleave
+  with others of its kind (read, decide, write) passes ``serialize=`` to :meth:`Database.write`, which takes a
+  transaction-level advisory lock (``pg_advisory_xact_lock``) named by it; SQLite needs nothing for that.
+
+Each :meth:`Database.read` / :meth:`Database.write` block is one transaction on its own pooled connection, so one
+``Database`` is safe to share across threads.
 
 Migration policy:
 
 * The migrations in ``migrations/versions/`` are the source of truth for DDL; :mod:`.schema` mirrors them as
   Table objects for queries. Revisions only go forward at run time (``downgrade()`` is for developers).
-* Opening checks the revision in a read transaction and, when behind, upgrades to head in one ``BEGIN IMMEDIATE``
-  transaction (check, stamp, upgrade, commit — all or nothing; concurrent openers wait for each other). On SQLite
-  foreign keys are switched off for that transaction (SQLite's documented procedure for table rebuilds, so an
-  Alembic batch "move and copy" of ``profiles`` cannot cascade-delete ``enrollments``) and
-  ``PRAGMA foreign_key_check`` must be clean before commit.
-* Databases written before Alembic (``PRAGMA user_version = 1`` with ``profiles`` and ``enrollments``, no
+* Opening checks the revision in a read transaction and, when behind, upgrades to head in one write transaction
+  (lock, check, stamp, upgrade, commit — all or nothing; concurrent openers wait for each other, and the one that
+  comes second finds the database at head). The lock is ``BEGIN IMMEDIATE`` on SQLite and
+  ``pg_advisory_xact_lock`` on PostgreSQL (whose DDL is transactional too). On SQLite foreign keys are switched
+  off for that transaction (SQLite's documented procedure for table rebuilds, so an Alembic batch "move and copy"
+  of ``profiles`` cannot cascade-delete ``enrollments``) and ``PRAGMA foreign_key_check`` must be clean before
+  commit.
+* SQLite databases written before Alembic (``PRAGMA user_version = 1`` with ``profiles`` and ``enrollments``, no
   ``alembic_version``) are stamped at ``0001`` without touching their tables, then upgraded.
 * A database whose ``alembic_version`` names a revision this code doesn't know, or with ``user_version > 1`` and no
   ``alembic_version``, was written by a newer callscribe: refused, never modified. Migrated databases get
@@ -37,8 +49,10 @@ silenced unless the application configures the ``alembic`` logger itself.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
+import math
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -56,7 +70,7 @@ from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
 from sqlalchemy import URL, Connection, Engine, create_engine, event, inspect, make_url, text
 from sqlalchemy.engine import Result
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from ..errors import StoreError
 
@@ -66,6 +80,8 @@ _LEGACY_USER_VERSION = 1
 _LEGACY_TABLES = frozenset({"profiles", "enrollments"})
 _MIGRATED_USER_VERSION = 2  # callscribe before Alembic refuses user_version > 1 as "newer"
 _READ_ONLY = "callscribe_read_only"  # execution option: BEGIN (deferred) instead of BEGIN IMMEDIATE
+_MIGRATION_LOCK = "migrations"  # the advisory lock PostgreSQL openers migrate under
+_LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout
 
 
 class Database:
@@ -73,12 +89,14 @@ class Database:
 
     Args:
         target: a file path (SQLite), or a SQLAlchemy URL string / :class:`sqlalchemy.URL`.
-        timeout_s: seconds to wait for a lock held by another connection (SQLite busy timeout).
+        timeout_s: seconds to wait for a lock held by another connection (SQLite busy timeout, PostgreSQL
+            ``lock_timeout``; also the PostgreSQL connect timeout, at least 2 s).
         label: how error messages name the database (e.g. ``"profile database"``).
         migrations: the Alembic script folder; the packaged one unless a test brings its own.
     Raises:
-        StoreError: cannot create or open the file, not a database, locked beyond ``timeout_s`` while migrating,
-            written by a newer callscribe, or another program's database.
+        StoreError: cannot create or open the file, cannot reach the server, no driver for the URL, not a
+            database, locked beyond ``timeout_s`` while migrating, written by a newer callscribe, or another
+            program's database.
     """
 
     def __init__(self, target: str | Path | URL, timeout_s: float = 5.0, *, label: str = "callscribe database",
@@ -93,7 +111,7 @@ class Database:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create the {label} {self.where}: {exc}") from None
-        self.engine = _engine(self.url, timeout_s)
+        self.engine = _engine(self.url, timeout_s, label, self.where)
         self._alembic = Config(stdout=io.StringIO())
         self._alembic.set_main_option("script_location", str(migrations).replace("%", "%%"))
         try:
@@ -111,13 +129,16 @@ class Database:
         """
         return self._transaction(write=False)
 
-    def write(self) -> AbstractContextManager[Connection]:
+    def write(self, *, serialize: str | None = None) -> AbstractContextManager[Connection]:
         """``with db.write() as conn``: one write transaction, committed at the end, rolled back on any exception.
 
+        Args:
+            serialize: a name: write blocks passing the same name never overlap (PostgreSQL: an advisory lock held
+                until commit; SQLite serialises all writes anyway). For read-decide-write transactions.
         Raises:
             StoreError: locked by another writer beyond the timeout, read-only, or the write failed.
         """
-        return self._transaction(write=True)
+        return self._transaction(write=True, serialize=serialize)
 
     def execute(self, sql: str, params: Mapping[str, Any] | None = None, *, write: bool = False) -> Result:
         """Run one textual statement (``:name`` parameters) in its own transaction; rows come back buffered."""
@@ -137,7 +158,8 @@ class Database:
         self.engine.dispose()
 
     @contextmanager
-    def _transaction(self, *, write: bool, migrating: bool = False) -> Iterator[Connection]:
+    def _transaction(self, *, write: bool, migrating: bool = False,
+                     serialize: str | None = None) -> Iterator[Connection]:
         if self._closed:
             raise StoreError(f"the {self.label} {self.where} is closed")
         verb = "write" if write else "read"
@@ -149,20 +171,27 @@ class Database:
             foreign_keys_off = migrating and conn.dialect.name == "sqlite"
             if foreign_keys_off:  # only takes effect outside a transaction, hence on the DBAPI connection
                 conn.connection.dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+            postgresql = conn.dialect.name == "postgresql"
             if not write:
                 conn.execution_options(**{_READ_ONLY: True})
+                if postgresql:  # one snapshot for the whole block, as on SQLite
+                    conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
             try:
                 try:
                     tx = conn.begin()
                 except DBAPIError as exc:
                     raise StoreError(f"the {self.label} {self.where} is busy or read-only: {_reason(exc)}") from None
                 try:
+                    if serialize is not None and postgresql:
+                        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _lock_key(serialize)})
                     yield conn
                     if foreign_keys_off and conn.exec_driver_sql("PRAGMA foreign_key_check").first():
                         raise StoreError(f"a migration left dangling references in {self.where}; nothing changed")
                     tx.commit()
                 except DBAPIError as exc:
                     tx.rollback()
+                    if getattr(exc.orig, "sqlstate", None) == _LOCK_NOT_AVAILABLE:
+                        raise StoreError(f"the {self.label} {self.where} is busy: {_reason(exc)}") from None
                     raise StoreError(f"cannot {verb} the {self.label} {self.where}: {_reason(exc)}") from None
                 except BaseException:
                     tx.rollback()
@@ -178,7 +207,7 @@ class Database:
         with self.read() as conn:
             if self._plan(conn, known, set(script.get_heads())) is None:
                 return
-        with self._transaction(write=True, migrating=True) as conn:
+        with self._transaction(write=True, migrating=True, serialize=_MIGRATION_LOCK) as conn:
             plan = self._plan(conn, known, set(script.get_heads()))  # again, under the write lock
             if plan == "adopt":
                 self._command(conn, command.stamp, LEGACY_REVISION)
@@ -228,10 +257,16 @@ def _sqlite_file(url: URL) -> Path | None:
     return None if url.database.startswith("file:") else Path(url.database)
 
 
-def _engine(url: URL, timeout_s: float) -> Engine:
-    if url.get_backend_name() != "sqlite":
-        return create_engine(url)
-    engine = create_engine(url, connect_args={"timeout": timeout_s, "check_same_thread": False})
+def _engine(url: URL, timeout_s: float, label: str, where: str) -> Engine:
+    backend = url.get_backend_name()
+    try:
+        if backend == "postgresql":
+            return _postgresql_engine(url, timeout_s)
+        if backend != "sqlite":
+            return create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, connect_args={"timeout": timeout_s, "check_same_thread": False})
+    except (ArgumentError, ImportError) as exc:
+        raise StoreError(f"cannot open the {label} {where}: {exc}") from None
 
     @event.listens_for(engine, "connect")
     def _connect(dbapi_connection, _record) -> None:
@@ -244,6 +279,25 @@ def _engine(url: URL, timeout_s: float) -> Engine:
         conn.exec_driver_sql("BEGIN" if conn.get_execution_options().get(_READ_ONLY) else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def _postgresql_engine(url: URL, timeout_s: float) -> Engine:
+    # connect_timeout: whole seconds, and libpq treats values below 2 as 2
+    engine = create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": max(2, math.ceil(timeout_s))})
+
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record) -> None:
+        with dbapi_connection.cursor() as cursor:  # session-wide, so the pool's later rollbacks keep it
+            cursor.execute(f"SET SESSION lock_timeout = {max(1, round(timeout_s * 1000))}")
+        dbapi_connection.commit()
+
+    return engine
+
+
+def _lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``name`` (callscribe's namespace)."""
+    digest = hashlib.blake2b(f"callscribe:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
 
 
 def _reason(exc: DBAPIError) -> str:

@@ -7,7 +7,8 @@ thread completed the work (wrap the sink with ``loop.call_soon_threadsafe`` in a
 Per utterance the sink sees ``speech_started``, zero or more ``partial`` (only while a worker is idle:
 partials never delay finals; a partial still pending when its final is queued is dropped), then one
 ``final``. Between ``enroll_start(name)`` and ``enroll_stop()`` utterances are collected as enrollment
-speech instead of being transcribed.
+speech instead of being transcribed, at most ``Settings.max_enroll_s`` of it: at that much the enrollment
+completes by itself, and speech until ``enroll_stop()`` is ignored.
 
 Work leaves as typed jobs (:mod:`server.compute.jobs`); results come back on worker threads. The lock guards
 only the queue of output slots: results are turned into events (word assignment, speaker labels) and handed
@@ -27,6 +28,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 
+from .. import SAMPLE_RATE
 from ..audio.vad import FrameClassifier, VadStream, make_classifier
 from ..compute.jobs import EnrollJob, FinalJob, PartialJob
 from ..compute.runtime import SpeechRuntime, UtteranceResult
@@ -143,6 +145,8 @@ class StreamProcessor:
         self._partial_inflight: Future | None = None
         self._last_language: str | None = None
         self._enrolling: str | None = None
+        self._enroll_add = True
+        self._enroll_capped = False
         self._enroll_segments: list[Segment] = []
         self._closed = False
         self._paused = False
@@ -185,20 +189,36 @@ class StreamProcessor:
         """Stream time (s) of the audio pushed so far (whole VAD frames)."""
         return self.segmenter.now
 
-    def enroll_start(self, name: str) -> None:
-        """Start collecting enrollment speech for voice profile ``name`` (created or extended)."""
+    def enroll_start(self, name: str, add: bool = True) -> None:
+        """Start collecting enrollment speech for voice profile ``name``: created, or, when a profile has that
+        name, extended with ``add`` and refused without it (an ``error`` event ``name_taken``; the store checks
+        again when the enrollment is stored, then ``enrollment_failed``)."""
         if self._enrolling is not None:
             busy = f"already enrolling {self._enrolling!r}"
             self._emit_now(events.Error(code="enrollment_in_progress", message=busy))
             return
+        key = " ".join(name.split()).lower()
+        if not add and any(p.name.lower() == key for p in self.runtime.profiles()):
+            self._emit_now(events.Error(code="name_taken", message=f"a voice profile named {name!r} already "
+                                        "exists; enroll with add to add this speech to it, or choose another name"))
+            return
         self._enrolling = name
+        self._enroll_add = add
+        self._enroll_capped = False
         self._enroll_segments = []
         self._emit_now(events.EnrollmentStarted(name=name))
 
     def enroll_stop(self, source: str = "stream") -> None:
-        """Close the enrollment: embed the collected speech and store it (result comes as an event)."""
-        for ev in self.segmenter.flush():  # the utterance in progress belongs to the enrollment
+        """Close the enrollment: embed the collected speech and store it (result comes as an event). After an
+        enrollment that completed at ``Settings.max_enroll_s`` this only ends the wait for ``enroll_stop``."""
+        for ev in self.segmenter.flush():  # the utterance in progress belongs to the enrollment (or is dropped)
             self._on_segmenter_event(ev)
+        if self._enroll_capped:
+            self._enrolling, self._enroll_segments, self._enroll_capped = None, [], False
+            return
+        self._finish_enrollment(source)
+
+    def _finish_enrollment(self, source: str) -> None:
         name, segments = self._enrolling, self._enroll_segments
         self._enrolling, self._enroll_segments = None, []
         if name is None:
@@ -211,9 +231,29 @@ class StreamProcessor:
                 name=name, reason=f"too little speech: {speech_s:.1f} s heard, {need:.1f} s needed"))
             return
         audio = np.concatenate([seg.audio for seg in segments])
-        job = EnrollJob(name=name, audio=audio, speech_s=speech_s, source=source, stream_id=self.stream_id)
+        job = EnrollJob(name=name, audio=audio, speech_s=speech_s, source=source, stream_id=self.stream_id,
+                               add=self._enroll_add)
         fut = self.runtime.pool.submit(job, block=self.block)
         self._add_slot(_EnrollSlot(fut, name, speech_s))
+
+    def _collect_enrollment(self, seg: Segment) -> None:
+        """Keep ``seg`` for the enrollment, up to ``Settings.max_enroll_s`` of speech in all; reaching it
+        completes the enrollment at once (the part of ``seg`` beyond the cap is dropped)."""
+        if self._enroll_capped:
+            return
+        cap = self.runtime.settings.max_enroll_s
+        have = sum(s.duration for s in self._enroll_segments)
+        if have + seg.duration < cap:
+            self._enroll_segments.append(seg)
+            return
+        keep_s = cap - have
+        cut = round((seg.start - seg.audio_start + keep_s) * SAMPLE_RATE)
+        self._enroll_segments.append(Segment(seg.utterance_id, seg.start, seg.start + keep_s, seg.audio[:cut],
+                                             seg.audio_start))
+        log.info("enrollment speech reached the cap", extra={"stream": self.stream_id, "cap_s": cap})
+        name = self._enrolling
+        self._finish_enrollment("stream")
+        self._enrolling, self._enroll_capped = name, True  # speech until enroll_stop() is ignored
 
     def close(self, timeout: float | None = None) -> None:
         """End of stream: finish the open utterance (and enrollment), wait for all results."""
@@ -253,7 +293,7 @@ class StreamProcessor:
                 self._submit_partial(ev.segment)
         elif isinstance(ev, UtteranceEnded):
             if self._enrolling is not None:
-                self._enroll_segments.append(ev.segment)
+                self._collect_enrollment(ev.segment)
             else:
                 self._submit_final(ev.segment, ev.reason)
 

@@ -27,7 +27,9 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from ..audio.ingest import TrackIngest
+from ..audio.recording import SUFFIX, AudioRecorder
 from ..compute.runtime import SpeechRuntime
+from ..errors import AudioDecodeError
 from ..metrics import Metrics
 from ..rooms.hub import Room
 from ..settings import Settings
@@ -68,13 +70,15 @@ class CallPeer:
             then its live events; it has no speech processor and no idle timeout. Calls with a microphone
             join the room's caller list (:meth:`Room.join`) and share its anonymous speakers.
         observer: passed to the call's :class:`StreamProcessor`.
+        grants: what the caller's credentials allow on the data channel (e.g. ``{"enroll", "name_speaker"}``);
+            None = everything (no access control). The wire protocol above this layer checks them.
     """
 
     def __init__(self, runtime: SpeechRuntime, room: Room, on_closed: Callable[[CallPeer], None], *,
                  handler: ChannelHandler, ice: IceServers, metrics: Metrics | None = None,
                  settings: Settings | None = None, language: str | None = None, caller: str | None = None,
                  transcribe: bool = True, listen_only: bool = False,
-                 observer: StreamObserver | None = None) -> None:
+                 observer: StreamObserver | None = None, grants: frozenset[str] | None = None) -> None:
         settings = settings or runtime.settings
         self.id = secrets.token_urlsafe(9)
         self.room = room
@@ -82,6 +86,7 @@ class CallPeer:
         self.settings = settings
         self.metrics = metrics
         self.handler = handler
+        self.grants = grants
         self._on_closed = on_closed
         self._loop = asyncio.get_running_loop()
         self.pc: RTCPeerConnection | None = RTCPeerConnection(rtc_configuration(ice.for_user(f"server-{self.id}")))
@@ -99,13 +104,18 @@ class CallPeer:
         self._tasks: set[asyncio.Task] = set()
         self.closed = asyncio.Event()
         self._closing = False
+        self.connected = False
         self.last_activity = self._loop.time()
         self.pc.on("track", self._on_track)
         self.pc.on("datachannel", self._on_datachannel)
         self.pc.on("connectionstatechange", self._on_connection_state)
+        self.recorder: AudioRecorder | None = None
         if not listen_only:
+            if settings.record_audio:
+                self.recorder = self._start_recording(settings)
             room.subscribe(self.id, self.send, replay=False)
-            room.join(self.id, caller)
+            room.join(self.id, caller, language=language,
+                      audio_path=str(self.recorder.path) if self.recorder else None)
 
     # -- signaling -----------------------------------------------------------------------------
     async def answer(self, offer: RTCSessionDescription) -> RTCSessionDescription:
@@ -122,7 +132,16 @@ class CallPeer:
         await self.pc.setLocalDescription(answer)
         if not self.listen_only:
             self._spawn(self._watch_idle())
+        self._spawn(self._watch_connect())
         return self.pc.localDescription
+
+    def _start_recording(self, settings: Settings) -> AudioRecorder | None:
+        path = settings.recordings_dir / f"{self.id}{SUFFIX[settings.recording_format]}"
+        try:
+            return AudioRecorder(path, settings.recording_format)
+        except AudioDecodeError as exc:  # the call goes on without a recording
+            log.error("cannot record the call", extra={"peer": self.id, "error": str(exc)})
+            return None
 
     @staticmethod
     def _has_datachannel(offer: RTCSessionDescription) -> bool:
@@ -149,6 +168,8 @@ class CallPeer:
                 self.processor.push(samples)
                 if self.processor.paused:  # a deliberate pause with the microphone on is not an idle call
                     self.last_activity = self._loop.time()
+                elif self.recorder is not None:
+                    self.recorder.write(samples)
             if self.metrics is not None and (self.ingest.late_frames != late_before or self.ingest.gap_s != gap_before):
                 self.metrics.late_frames.inc(self.ingest.late_frames - late_before)
                 self.metrics.gap_seconds.inc(self.ingest.gap_s - gap_before)
@@ -181,7 +202,12 @@ class CallPeer:
         """Send one JSON-ready message on the data channel (dropped while it is not open)."""
         channel = self.channel
         if channel is not None and channel.readyState == "open":
-            channel.send(json.dumps(message, ensure_ascii=False))
+            text = json.dumps(message, ensure_ascii=False)
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate (e.g. echoed from a client's id): send it \u-escaped
+                text = json.dumps(message, ensure_ascii=True)
+            channel.send(text)
 
     # -- events from the processor (worker threads) ----------------------------------------------
     def _from_worker(self, event: events.Event) -> None:
@@ -219,7 +245,15 @@ class CallPeer:
                 self._spawn(self.close("idle"))
                 return
 
+    async def _watch_connect(self) -> None:
+        """Offers whose ICE/DTLS never completes must not hold a caller slot (or a viewer entry) for long."""
+        await asyncio.sleep(self.settings.connect_timeout_s)
+        if not self._closing and not self.connected:
+            self._spawn(self.close("never connected"))
+
     async def _on_connection_state(self) -> None:
+        if self.pc is not None and self.pc.connectionState == "connected":
+            self.connected = True
         if self.pc is not None and self.pc.connectionState in ("failed", "closed"):
             await self.close(f"connection {self.pc.connectionState}")
 
@@ -240,7 +274,10 @@ class CallPeer:
             await asyncio.to_thread(proc.close, 60.0)
             await asyncio.sleep(0)
         self.room.unsubscribe(self.id)
-        self.room.leave(self.id)
+        self.room.leave(self.id, reason)
+        if self.recorder is not None:
+            with contextlib.suppress(Exception):
+                self.recorder.close()
         pc, self.pc = self.pc, None
         if pc is not None:
             pc.remove_all_listeners()

@@ -1,15 +1,18 @@
-// The call page: microphone → WebRTC → server; transcript, voice enrollment, profiles, export.
+// The call page: microphone → WebRTC → server; transcript, voice enrollment, profiles and their map, export,
+// invite links (when the server has access control on).
 
 import { ChatView } from "./chat.js";
 import { wireExport } from "./export.js";
-import { api, apiJSON, badgeState, foreignServerOrigin, negotiate, rtcConfiguration, SERVER, showRoute,
-  watchConnection } from "./net.js";
+import { wireInvite } from "./invite.js";
+import { accessError, api, apiJSON, authHeaders, badgeState, foreignServerOrigin, getToken, negotiate,
+  rtcConfiguration, sentence, SERVER, serverUrl, showRoute, tokenClaims, watchConnection } from "./net.js";
 import { $, el, hideBanner, setBadge, showBanner, showError } from "./ui.js";
+import { loadVoiceMap } from "./voicemap.js";
 
 const AUDIO = { echoCancellation: false, noiseSuppression: false, autoGainControl: false, channelCount: 1 };
 
 const state = {
-  pc: null, dc: null, ready: false, stream: null, peerId: null, room: null, confirmedServer: null,
+  pc: null, dc: null, ready: false, stream: null, peerId: null, sessionUrl: null, room: null, confirmedServer: null,
   transcribing: false, enrolling: null, audio: null, meterRaf: 0, micStartedAt: null, level: 0,
 };
 // For tests and the curious: the live objects of this page.
@@ -178,6 +181,7 @@ async function startCall() {
     const answer = await negotiate(pc, { room: room || undefined, name: name || undefined, language: lang,
       transcribe: false });
     state.peerId = answer.peer_id;
+    state.sessionUrl = answer.session_url || null; // hang up there (older servers: /api/peers/{peer_id})
     showRoom(answer.room);
     setCallUi(true);
     // the server answered; ICE may still find no path (e.g. an address this browser cannot reach)
@@ -202,7 +206,9 @@ function showRoom(room) {
   $("#room").value = room;
   $("#room-name").textContent = room;
   const link = $("#room-link");
-  link.href = `${SERVER}/room/${encodeURIComponent(room)}`;
+  // a new tab does not share this tab's token: the link carries it (the room view takes it out of its address)
+  const token = getToken();
+  link.href = `${SERVER}/room/${encodeURIComponent(room)}${token ? `?token=${encodeURIComponent(token)}` : ""}`;
   $("#room-info").hidden = false;
 }
 
@@ -211,8 +217,15 @@ function onEnded() {
   endCall(false);
 }
 
+/** Where this call is ended: the answer's session_url, or /api/peers/{peer_id} from servers without one. */
+function hangupUrl() {
+  if (state.sessionUrl) return state.sessionUrl;
+  return state.peerId ? `/api/peers/${encodeURIComponent(state.peerId)}` : null;
+}
+
 async function endCall(tellServer = true) {
-  const { pc, peerId, stream } = state;
+  const { pc, stream } = state;
+  const hangup = hangupUrl();
   if (state.enrolling) finishEnrollUi("failed", `Enrollment of “${state.enrolling}” was interrupted.`);
   state.pc = null;
   state.dc = null;
@@ -227,8 +240,9 @@ async function endCall(tellServer = true) {
     setBadge("ended");
     showRoute(pc);
   }
-  if (tellServer && peerId) api(`/api/peers/${peerId}`, { method: "DELETE" }).catch(() => {});
+  if (tellServer && hangup) api(hangup, { method: "DELETE" }).catch(() => {});
   state.peerId = null;
+  state.sessionUrl = null;
   setCallUi(false);
   setTranscribing(false);
 }
@@ -241,6 +255,7 @@ function onEvent(msg) {
   switch (msg.type) {
     case "ready":
       state.peerId = msg.peer_id;
+      chat.allowNaming(!Array.isArray(msg.grants) || msg.grants.includes("name_speaker"));
       state.ready = true;
       setCallUi(Boolean(state.pc));
       showRoom(msg.room);
@@ -265,6 +280,15 @@ function onEvent(msg) {
       if (msg.code === "idle_timeout") {
         showBanner("The call ended", `Nothing was said for a while (${msg.message}), so the server closed the call.`,
           "info");
+      } else if (msg.code === "name_taken" && state.enrolling) { // enrolled meanwhile, e.g. from another page
+        finishEnrollUi("failed", `Could not enroll ${state.enrolling}: ${sentence(msg.message)}`);
+        loadProfiles();
+      } else if (msg.code === "forbidden" || msg.code === "unauthorized") {
+        if (state.enrolling) {
+          finishEnrollUi("failed", `Could not enroll ${state.enrolling}: this link does not allow it.`);
+        }
+        showBanner("Your invite link does not allow that",
+          `${sentence(msg.message)} Ask the organiser for a link that does.`.trim());
       } else {
         showBanner("The server reported a problem", `${msg.message} (${msg.code})`);
       }
@@ -325,13 +349,37 @@ function enrollName() {
   return name;
 }
 
+// -- an existing name: add to that voice only when asked (never silently) ----------------------
+let enrolledNames = new Map(); // lower-case name -> profile name, from the last profile list
+
+function existingVoice(name) {
+  return enrolledNames.get(name.trim().toLowerCase()) || null;
+}
+
+function updateAddChoice() {
+  const existing = existingVoice($("#enroll-name").value);
+  $("#enroll-add-row").hidden = !existing;
+  if (existing) $("#enroll-add-name").textContent = existing;
+  else $("#enroll-add").checked = false;
+}
+
+/** True when the enrollment may go ahead: a new name, or an existing one with "add" ticked. */
+function addChoiceAllows(name) {
+  const existing = existingVoice(name);
+  if (!existing || $("#enroll-add").checked) return true;
+  enrollStatus("failed", `A voice named ${existing} is already enrolled. Tick “Add to the voice ${existing}” to ` +
+    "add this speech to it, or choose another name.");
+  return false;
+}
+
 function recordVoice() {
   if (state.enrolling) { // the button reads "Finish now"
     stopRecording();
     return;
   }
   const name = enrollName();
-  if (!name || !send({ type: "enroll_start", name })) return;
+  if (!name || !addChoiceAllows(name)) return;
+  if (!send({ type: "enroll_start", name, add: Boolean(existingVoice(name)) })) return;
   const seconds = Number($("#enroll-secs").value);
   state.enrolling = name;
   const began = performance.now();
@@ -374,26 +422,30 @@ function finishEnrollUi(kind, text) {
 async function uploadVoice() {
   const name = enrollName();
   const file = $("#enroll-file").files[0];
-  if (!name) return;
+  if (!name || !addChoiceAllows(name)) return;
   if (!file) {
     showBanner("Choose a recording", "Pick an audio file of the speaker (3 s of speech or more).", "info");
     return;
   }
+  const existing = existingVoice(name);
   const form = new FormData();
-  form.append("name", name);
+  if (!existing) form.append("name", name);
   form.append("audio", file, file.name);
   const button = $("#enroll-upload");
   button.disabled = true;
   enrollStatus("processing", `Uploading ${file.name} for ${name}…`);
   try {
-    const body = await api("/api/profiles", { method: "POST", body: form });
+    const path = existing ? `/api/profiles/${encodeURIComponent(existing)}/audio` : "/api/profiles";
+    const body = await api(path, { method: "POST", body: form });
     enrollStatus(body.similar_to ? "warn" : "done",
       `${body.profile.name} enrolled from ${file.name} — ${body.speech_s.toFixed(1)} s of speech.${similarNote(body)}`);
     $("#enroll-file").value = "";
     $("#enroll-name").value = "";
     loadProfiles();
   } catch (err) {
-    if (err.name === "ApiError") enrollStatus("failed", `Could not enroll ${name}: ${err.message}`);
+    const denied = accessError(err);
+    if (denied) enrollStatus("failed", `Could not enroll ${name}: ${denied.text}`);
+    else if (err.name === "ApiError") enrollStatus("failed", `Could not enroll ${name}: ${err.message}`);
     else { enrollStatus("failed", `Could not enroll ${name}.`); showError(err); }
   } finally {
     button.disabled = false;
@@ -407,9 +459,16 @@ async function loadProfiles() {
   try {
     profiles = (await api("/api/profiles")).profiles;
   } catch (err) {
-    list.replaceChildren(el("li", { class: "profiles-empty" }, "Voice profiles are unavailable right now."));
+    const denied = accessError(err);
+    list.replaceChildren(el("li", { class: "profiles-empty" },
+      denied ? `Voice profiles need access. ${denied.text}` : "Voice profiles are unavailable right now."));
+    if (denied && getToken()) showBanner(denied.title, denied.text); // the link this page was opened with is refused
+    $("#voice-map-section").hidden = true;
     return;
   }
+  enrolledNames = new Map(profiles.map((p) => [p.name.toLowerCase(), p.name]));
+  updateAddChoice();
+  loadVoiceMap($("#voice-map"), $("#voice-map-section"));
   if (!profiles.length) {
     list.replaceChildren(el("li", { class: "profiles-empty" }, "No voices yet — enroll one above."));
     return;
@@ -485,6 +544,7 @@ $("#caller").addEventListener("change", () => {
 });
 $("#enroll-record").addEventListener("click", recordVoice);
 $("#enroll-upload").addEventListener("click", uploadVoice);
+$("#enroll-name").addEventListener("input", updateAddChoice);
 $("#enroll-secs").addEventListener("input", () => { $("#enroll-secs-label").textContent = `${$("#enroll-secs").value} s`; });
 document.addEventListener("keydown", (e) => {
   if (e.key === "Escape" && state.transcribing && !e.defaultPrevented && !$("#confirm-server").open) {
@@ -493,10 +553,17 @@ document.addEventListener("keydown", (e) => {
   }
 });
 window.addEventListener("pagehide", () => {
-  if (state.peerId) fetch(`${SERVER}/api/peers/${state.peerId}`, { method: "DELETE", keepalive: true }).catch(() => {});
+  const hangup = hangupUrl();
+  if (hangup) {
+    fetch(serverUrl(hangup), { method: "DELETE", keepalive: true, headers: authHeaders() }).catch(() => {});
+  }
 });
 
-const room = new URLSearchParams(location.search).get("room");
+wireInvite({ room: () => state.room || $("#room").value.trim(), onToken: loadProfiles });
+$("#history-link").href = `${SERVER}/static/history.html`;
+
+// the room from the address, else the one an invite link is for
+const room = new URLSearchParams(location.search).get("room") || (tokenClaims() || {}).room;
 if (room) $("#room").value = room;
 setBadge("idle");
 loadProfiles();

@@ -11,6 +11,8 @@
 // Protocol 3: `speaker_relabeled` moves every bubble of `from_id` to the new identity (a merge takes the slot
 // of the speaker it joins). With `onName` given, an anonymous speaker's label opens an inline editor that
 // sends `name_speaker`; `speaker_named` and the naming errors come back through `handle` too.
+//
+// The history page shows a stored session with `showStored(utterances)`: the same bubbles, read-only.
 
 import { $, el, showBanner } from "./ui.js";
 
@@ -18,7 +20,7 @@ const UNKNOWN = "unknown";
 const COLOURS = 8;
 /** Error codes that answer a `name_speaker` (older servers answer it with the generic ones). */
 const NAMING_ERRORS = new Set(["not_found", "name_taken", "invalid_name", "not_in_room", "not_anonymous",
-  "unknown_type", "invalid_message", "listen_only"]);
+  "unknown_type", "invalid_message", "listen_only", "forbidden"]);
 
 /** The stable key of a final's speaker: its `speaker_id`, or one shared key for every unknown voice. */
 export function speakerKey(msg) {
@@ -53,6 +55,7 @@ export class ChatView {
     this.anchors = new Map(); // peer:utterance → last element placed for it
     this.seen = new Set(); // peer:utterance:turn of finals shown
     this.editor = null; // the open name editor: {speakerId, form, request}
+    this.naming = true; // whether this connection may name speakers (`ready`'s grants); see allowNaming()
     this.stick = true; // follow the newest bubble
     scroller.addEventListener("scroll", () => {
       this.stick = this.atBottom();
@@ -114,10 +117,32 @@ export class ChatView {
     this._changed(true);
   }
 
+  /**
+   * Show a stored conversation (a session's `utterances`, relabels already applied) as this chat: the same
+   * bubbles, sides and colours as live. Utterances without `utterance_id` are numbered in order. Opens at the top.
+   */
+  showStored(utterances) {
+    this.clear();
+    utterances.forEach((u, i) => this._final({ type: "final", turn: 0, last_turn: true, ...u,
+      utterance_id: u.utterance_id ?? i }));
+    this._changed(false);
+    if (this.jump) this.jump.hidden = true;
+    this.scroller.scrollTop = 0;
+    this.stick = this.atBottom();
+  }
+
   // -- naming ---------------------------------------------------------------------------------
+  /** Whether this connection may name speakers (false: e.g. a viewer link; labels stay plain text). */
+  allowNaming(allowed) {
+    if (this.naming === allowed) return;
+    this.naming = allowed;
+    if (!allowed) this.closeEditor();
+    this.scroller.querySelectorAll(".msg.final").forEach((node) => this._applySpeaker(node, node.final));
+  }
+
   /** Open the inline "name this speaker" editor under the newest bubble of `speakerId` (an anonymous one). */
   openEditor(speakerId) {
-    if (!this.onName) return;
+    if (!this.onName || !this.naming) return;
     this.closeEditor();
     const nodes = this._nodesOf(speakerId);
     const node = nodes[nodes.length - 1];
@@ -204,7 +229,8 @@ export class ChatView {
       return true;
     }
     const why = { not_found: "This speaker is no longer in the room.", invalid_name: "That name cannot be used.",
-      not_in_room: "This page is not connected to that room.", not_anonymous: "This speaker already has a name." };
+      not_in_room: "This page is not connected to that room.", not_anonymous: "This speaker already has a name.",
+      forbidden: "Your invite link does not allow naming speakers." };
     const said = msg.message ? `${msg.message[0].toUpperCase()}${msg.message.slice(1)}.` : "";
     showBanner("Could not name the speaker", `${said || why[msg.code] || "The server refused the name."} (${msg.code})`);
     ed.input.focus();
@@ -326,7 +352,7 @@ export class ChatView {
       kind === "anonymous" ? "anonymous" : ""].filter(Boolean).join(" ");
     Object.assign(node.dataset, { speaker, speakerId: unknown ? "" : msg.speaker_id, speakerKind: kind });
     $(".avatar", node).textContent = unknown ? "?" : initials(speaker);
-    const nameable = kind === "anonymous" && this.onName;
+    const nameable = kind === "anonymous" && this.onName && this.naming;
     const label = nameable
       ? el("button", { class: "name name-edit", type: "button", title: `Name ${speaker}`,
         "aria-label": `${speaker} — name this speaker` }, speaker, el("span", { class: "pen", "aria-hidden": "true" }, "✎"))

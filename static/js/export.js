@@ -1,35 +1,41 @@
-// Conversation export. The formats (text, JSON, SRT, WebVTT) have one implementation, on the server
-// (server/export/formats.py): the page sends the finals it shows to POST /api/export and downloads the answer.
+// Conversation export. The formats (text, JSON, SRT, WebVTT, RTTM) have one implementation, on the server
+// (server/export/formats.py): a live page sends the finals it shows to POST /api/export, the history page asks
+// for a stored session's file (GET /api/sessions/{id}/transcript); either way the answer is downloaded as is.
 
-import { ApiError, describeError, SERVER, ServerUnreachable } from "./net.js";
+import { describeError, responseError, serverFetch } from "./net.js";
 import { showBanner } from "./ui.js";
 
-/** The page's export buttons (data-export) → the server's format names. */
-const SERVER_FORMATS = { txt: "text", srt: "srt", vtt: "vtt", json: "json" };
+/** The pages' export buttons (data-export) → the format names of POST /api/export. */
+const SERVER_FORMATS = { txt: "text", srt: "srt", vtt: "vtt", json: "json", rttm: "rttm" };
 
-/** POST the finals to /api/export → {text, mime}. Throws ServerUnreachable, or ApiError with the server's message. */
+/** The answer of an export request → {text, mime, filename}; a refusal throws ApiError with the server's message. */
+async function fileFrom(resp, path) {
+  const text = await resp.text();
+  if (!resp.ok) throw responseError(resp, text, path);
+  const disposition = resp.headers.get("Content-Disposition") || "";
+  const m = /filename\*=UTF-8''([^;]+)/i.exec(disposition) || /filename="?([^";]+)"?/i.exec(disposition);
+  let filename = null;
+  try { filename = m ? decodeURIComponent(m[1].trim()) : null; } catch { filename = m[1].trim(); }
+  return { text, mime: (resp.headers.get("Content-Type") || "text/plain").split(";")[0].trim(), filename };
+}
+
+/** POST the finals to /api/export → {text, mime, filename}. Throws ServerUnreachable, or ApiError. */
 async function requestExport(format, finals, meta = {}) {
   const name = SERVER_FORMATS[format];
   if (!name) {
     throw new Error(`Unknown export format “${format}”; use one of ${Object.keys(SERVER_FORMATS).join(", ")}.`);
   }
-  let resp;
-  try {
-    resp = await fetch(`${SERVER}/api/export?format=${name}`, {
-      method: "POST", cache: "no-store", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ finals, meta }),
-    });
-  } catch (err) {
-    throw new ServerUnreachable(err);
-  }
-  const text = await resp.text();
-  if (!resp.ok) {
-    let error = {};
-    try { error = JSON.parse(text).error || {}; } catch { /* not our JSON error, e.g. a proxy's page */ }
-    throw new ApiError(resp.status, error.code || "http_error",
-      error.message || `the export failed with HTTP ${resp.status} ${resp.statusText}`.trim());
-  }
-  return { text, mime: (resp.headers.get("Content-Type") || "text/plain").split(";")[0].trim() };
+  const path = `/api/export?format=${name}`;
+  const resp = await serverFetch(path, {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ finals, meta }),
+  });
+  return fileFrom(resp, path);
+}
+
+/** A stored session's transcript in `format` (txt|srt|vtt|json|rttm) → {text, mime, filename}. */
+async function requestSessionExport(sessionId, format) {
+  const path = `/api/sessions/${encodeURIComponent(sessionId)}/transcript?format=${encodeURIComponent(format)}`;
+  return fileFrom(await serverFetch(path), path);
 }
 
 /** The conversation `finals` (final events as received) rendered by the server in `format` (txt|srt|vtt|json). */
@@ -50,34 +56,34 @@ export function download(filename, text, mime = "text/plain") {
   setTimeout(() => URL.revokeObjectURL(url), 10000);
 }
 
+const stampOf = (date) => date.toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-");
+
 /**
- * Wire the buttons with data-export="txt|srt|vtt|json" inside `root` to export `chat`'s finals; `meta()` gives
- * the export's metadata ({room, …}). Returns update(), which disables the buttons while there is nothing to
- * export. A failed export shows the page's banner; the chat is left as it is.
+ * The buttons with data-export="…" inside `root`: a click calls `fetchFile(format, now)` → {text, mime, filename?}
+ * and downloads it (as `fallbackName(format, now)` when the server names no file). `enabled()` says whether
+ * there is anything to export. Returns update(). A failure shows the page's banner and leaves the page as it is.
  */
-export function wireExport(root, chat, meta) {
+function wireButtons(root, { enabled, fetchFile, fallbackName, keep }) {
   const buttons = [...root.querySelectorAll("[data-export]")];
   const busy = new Set();
   const update = () => {
-    const none = chat.finals().length === 0;
+    const none = !enabled();
     buttons.forEach((b) => { b.disabled = none || busy.has(b); });
   };
   for (const button of buttons) {
     button.addEventListener("click", async () => {
       const format = button.dataset.export;
-      const info = meta();
       const now = new Date();
-      const stamp = now.toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-");
       busy.add(button);
       button.setAttribute("aria-busy", "true");
       update();
       try {
-        const { text, mime } = await requestExport(format, chat.finals(), { ...info, exported_at: now.toISOString() });
-        download(`callscribe-${info.room || "call"}-${stamp}.${format}`, text, mime);
+        const { text, mime, filename } = await fetchFile(format, now);
+        download(filename || fallbackName(format, now), text, mime);
       } catch (err) {
         const { text } = describeError(err);
         const stop = /[.!?]$/.test(text) ? "" : ".";
-        showBanner("Could not export the conversation", `${text}${stop} The chat is still here; try again.`);
+        showBanner("Could not export the conversation", `${text}${stop} ${keep}`);
         console.warn("callscribe: export failed", err);
       } finally {
         busy.delete(button);
@@ -88,4 +94,36 @@ export function wireExport(root, chat, meta) {
   }
   update();
   return update;
+}
+
+/**
+ * Wire the buttons with data-export="txt|srt|vtt|json" inside `root` to export `chat`'s finals; `meta()` gives
+ * the export's metadata ({room, …}). Returns update(), which disables the buttons while there is nothing to
+ * export. A failed export shows the page's banner; the chat is left as it is.
+ */
+export function wireExport(root, chat, meta) {
+  return wireButtons(root, {
+    enabled: () => chat.finals().length > 0,
+    // the live export names its file with the time of the export (a conversation may be exported several times)
+    fetchFile: async (format, now) => ({
+      ...await requestExport(format, chat.finals(), { ...meta(), exported_at: now.toISOString() }), filename: null }),
+    fallbackName: (format, now) => `callscribe-${meta().room || "call"}-${stampOf(now)}.${format}`,
+    keep: "The chat is still here; try again.",
+  });
+}
+
+/**
+ * Wire the buttons with data-export="txt|srt|vtt|json|rttm" inside `root` to download the stored session that
+ * `session()` returns ({id, room, started_at, …} or null) through the server's transcript route.
+ */
+export function wireSessionExport(root, session) {
+  return wireButtons(root, {
+    enabled: () => Boolean(session()),
+    fetchFile: (format) => requestSessionExport(session().id, format),
+    fallbackName: (format) => {
+      const s = session();
+      return `callscribe-${s.room || "call"}-${stampOf(new Date((s.started_at || 0) * 1000))}.${format}`;
+    },
+    keep: "The session is still here; try again.",
+  });
 }

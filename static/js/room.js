@@ -1,10 +1,12 @@
 // The room view: a listen-only WebRTC connection (data channel, no microphone) that shows the room's backlog
 // and then every caller's live transcript. Reconnects by itself; finals already shown are not repeated.
 // The badge says "Live" only while connected and a call is in the room (protocol 3 `room` events: `callers`).
+// An invite link's token (`?token=`) goes with the offer; when the server refuses it (401/403) the page says so
+// and stops trying. The header links to the room's history.
 
 import { ChatView } from "./chat.js";
 import { wireExport } from "./export.js";
-import { badgeState, negotiate, rtcConfiguration, showRoute, watchConnection } from "./net.js";
+import { accessError, badgeState, negotiate, rtcConfiguration, SERVER, showRoute, watchConnection } from "./net.js";
 import { $, hideBanner, setBadge, showError } from "./ui.js";
 
 const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "")
@@ -56,6 +58,7 @@ function onEvent(msg) {
   if (chat.handle(msg)) return;
   if (msg.type === "ready") {
     state.peerId = msg.peer_id;
+    chat.allowNaming(!Array.isArray(msg.grants) || msg.grants.includes("name_speaker")); // a viewer link may not
     state.protocol = Number(msg.protocol) || 2;
     state.callers = null; // a new session: the server says again who is in the room
   } else if (msg.type === "room") {
@@ -71,6 +74,7 @@ state.onEvent = onEvent; // for tests: feed events as if they came from the serv
 
 $("#room-name").textContent = room || "—";
 document.title = `${room} — callscribe room`;
+if (room) $("#history-link").href = `${SERVER}/static/history.html?room=${encodeURIComponent(room)}`;
 
 async function connect() {
   clearTimeout(state.timer);
@@ -100,19 +104,29 @@ async function connect() {
     });
   } catch (err) {
     showError(err);
+    if (accessError(err)) { // trying again with the same link cannot help
+      stop(pc);
+      setBadge("ended", "No access");
+      return;
+    }
     drop(pc, err.retryAfter);
   }
 }
 
-/** Forget this connection and try again after a back-off (the backlog comes again; the chat skips repeats). */
-function drop(pc, after) {
-  if (pc && state.pc !== pc) return; // an older connection
+/** Forget this connection (no more reconnecting on its behalf). */
+function stop(pc) {
   state.pc = null;
   state.dc = null;
   if (state.unwatch) state.unwatch();
   chat.dropPending(); // no final will come for what was being said
   if (pc) pc.close();
   showRoute({ connectionState: "closed" });
+}
+
+/** Forget this connection and try again after a back-off (the backlog comes again; the chat skips repeats). */
+function drop(pc, after) {
+  if (pc && state.pc !== pc) return; // an older connection
+  stop(pc);
   state.retries += 1;
   if (state.retries > 8) {
     setBadge("ended", "Disconnected");

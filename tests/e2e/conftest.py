@@ -74,17 +74,20 @@ class ServerProcess:
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
 
-    def request(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict | str]:
-        """An HTTP request made from inside the namespace (the test process is outside it)."""
+    def request(self, method: str, path: str, body: dict | None = None,
+                token: str | None = None) -> tuple[int, dict | str]:
+        """An HTTP request made from inside the namespace (the test process is outside it); ``token`` is sent as
+        ``Authorization: Bearer`` (an API key or a room token)."""
         code = (
             "import json,sys,urllib.request as u\n"
-            "r=u.Request(sys.argv[1],method=sys.argv[2],data=(sys.argv[3].encode() or None),"
-            "headers={'Content-Type':'application/json'})\n"
+            "h={'Content-Type':'application/json'}\n"
+            "if sys.argv[4]: h['Authorization']='Bearer '+sys.argv[4]\n"
+            "r=u.Request(sys.argv[1],method=sys.argv[2],data=(sys.argv[3].encode() or None),headers=h)\n"
             "try:\n  resp=u.urlopen(r,timeout=10); print(resp.status); print(resp.read().decode())\n"
             "except u.HTTPError as e: print(e.code); print(e.read().decode())\n"
         )
         out = subprocess.run(self.ns.cmd(sys.executable, "-c", code, self.url + path, method,
-                                         json.dumps(body) if body is not None else ""),
+                                         json.dumps(body) if body is not None else "", token or ""),
                              capture_output=True, text=True, timeout=30)
         if out.returncode != 0:
             return 0, out.stderr
@@ -191,6 +194,27 @@ def busy_server(netns, server_env):
     finally:
         if srv.proc.poll() is None:
             srv.stop()
+
+
+API_KEY = "e2e-operator-key-0123456789abcdef"
+TOKEN_SECRET = "e2e-token-secret-0123456789abcdef"
+
+
+@pytest.fixture(scope="module")
+def auth_server(netns, server_env, tmp_path_factory):
+    """A ``callscribe serve`` (port 8767, its own database) with access control on (``API_KEY``; tokens signed
+    with ``TOKEN_SECRET``) that records each call's audio. ``auth_server.api_key`` is the operator key."""
+    data = tmp_path_factory.mktemp("e2e-auth")
+    env = {**server_env, "CALLSCRIBE_DATABASE": str(data / "callscribe.sqlite3"),
+           "CALLSCRIBE_RECORDINGS_DIR": str(data / "recordings"), "CALLSCRIBE_RECORD_AUDIO": "true",
+           "CALLSCRIBE_API_KEY": API_KEY, "CALLSCRIBE_TOKEN_SECRET": TOKEN_SECRET}
+    srv = ServerProcess(netns, 8767, env)
+    srv.api_key, srv.token_secret = API_KEY, TOKEN_SECRET
+    try:
+        srv.wait_ready()
+        yield srv
+    finally:
+        srv.stop()
 
 
 def _viewer_context(browser, **kwargs):
