@@ -218,6 +218,8 @@ function onEnded() {
 }
 
 /** Where this call is ended: the answer's session_url, or /api/peers/{peer_id} from servers without one. */
+const HANGUP_WAIT_MS = 3000;
+
 function hangupUrl() {
   if (state.sessionUrl) return state.sessionUrl;
   return state.peerId ? `/api/peers/${encodeURIComponent(state.peerId)}` : null;
@@ -235,16 +237,21 @@ async function endCall(tellServer = true) {
   stopMeter();
   if (stream) stream.getTracks().forEach((t) => t.stop());
   state.stream = null;
-  if (pc) {
-    pc.close(); // fires no connectionstatechange
-    setBadge("ended");
-    showRoute(pc);
-  }
-  if (tellServer && hangup) api(hangup, { method: "DELETE" }).catch(() => {});
   state.peerId = null;
   state.sessionUrl = null;
   setCallUi(false);
   setTranscribing(false);
+  if (pc) setBadge("ended");
+  // hang up before closing the connection: a closed data channel ends the call on its own, and a DELETE that
+  // arrives after that finds no call (404); wait at most HANGUP_WAIT_MS for the server
+  if (tellServer && hangup) {
+    const bye = api(hangup, { method: "DELETE" }).catch(() => {});
+    await Promise.race([bye, new Promise((done) => { setTimeout(done, HANGUP_WAIT_MS); })]);
+  }
+  if (pc) {
+    pc.close(); // fires no connectionstatechange
+    showRoute(pc);
+  }
 }
 
 function onEvent(msg) {

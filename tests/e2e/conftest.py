@@ -70,7 +70,7 @@ class ServerProcess:
         self.log = open(ARTIFACTS / f"server-{port}.log", "w")
         self.proc = subprocess.Popen(
             ns.cmd(sys.executable, "-m", "server.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                   "--ice-host", "127.0.0.1", *extra),
+                   "--ice-host", "127.0.0.1", "-v", *extra),  # info logs in artifacts/e2e: why a call ended
             env=env, stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
 
