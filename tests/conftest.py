@@ -93,6 +93,18 @@ def write_wav(path: Path, audio: np.ndarray, rate: int = 16000, channels: int = 
     return path
 
 
+def mic_wav(path: Path, clips: list[Path], lead_s: float = 4.0, gap_s: float = 1.0, tail_s: float = 30.0) -> Path:
+    """A fake microphone for Chromium: ``lead_s`` of silence, each clip followed by ``gap_s``, then ``tail_s``."""
+    from server.audio.ingest import load_audio
+
+    sr = 16000
+    parts = [np.zeros(int(lead_s * sr), np.float32)]
+    for clip in clips:
+        parts += [load_audio(clip), np.zeros(int(gap_s * sr), np.float32)]
+    parts.append(np.zeros(int(tail_s * sr), np.float32))
+    return write_wav(path, np.concatenate(parts))
+
+
 @pytest.fixture(scope="session")
 def postgres_url():
     """SQLAlchemy URL of a throwaway PostgreSQL server started for this test session (``tests/postgres_server.py``;

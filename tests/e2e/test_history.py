@@ -12,21 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from server.audio.ingest import load_audio
-
-from conftest import write_wav
+from conftest import mic_wav, write_wav
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 SR = 16000
 pytestmark = pytest.mark.speech
-
-
-def mic(path: Path, clips: list[Path], lead_s: float = 4.0, gap_s: float = 1.0, tail_s: float = 30.0) -> Path:
-    parts = [np.zeros(int(lead_s * SR), np.float32)]
-    for clip in clips:
-        parts += [load_audio(clip), np.zeros(int(gap_s * SR), np.float32)]
-    parts.append(np.zeros(int(tail_s * SR), np.float32))
-    return write_wav(path, np.concatenate(parts))
 
 
 def bubbles(page) -> list[dict]:
@@ -50,7 +40,7 @@ def test_a_finished_call_is_in_the_history_reads_like_the_chat_exports_and_delet
         server, launch, viewer_context, speech, tmp_path):
     d = speech / "harvard_2spk"
     room = f"history-e2e-{uuid.uuid4().hex[:6]}"
-    browser = launch(fake_mic_wav=mic(tmp_path / "mic.wav", [d / "spk1_snt4.wav", d / "spk2_snt4.wav",
+    browser = launch(fake_mic_wav=mic_wav(tmp_path / "mic.wav", [d / "spk1_snt4.wav", d / "spk2_snt4.wav",
                                                               d / "spk1_snt5.wav"]))
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     errors: list[str] = []

@@ -6,24 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from server.audio.ingest import load_audio
-
-from conftest import write_wav
+from conftest import mic_wav
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "e2e"
 SR = 16000
 pytestmark = pytest.mark.speech
-
-
-def mic(path: Path, clips: list[Path], lead_s: float = 4.0, gap_s: float = 1.0, tail_s: float = 30.0) -> Path:
-    parts = [np.zeros(int(lead_s * SR), np.float32)]
-    for clip in clips:
-        parts += [load_audio(clip), np.zeros(int(gap_s * SR), np.float32)]
-    parts.append(np.zeros(int(tail_s * SR), np.float32))
-    return write_wav(path, np.concatenate(parts))
 
 
 def finals(page) -> list[dict]:
@@ -43,7 +32,7 @@ def forget_dana(server):
 def test_naming_an_anonymous_speaker_relabels_everywhere_and_is_recognised_next_call(
         server, launch, viewer_context, speech, tmp_path, forget_dana):
     d = speech / "harvard_2spk"
-    first = mic(tmp_path / "first.wav", [d / f"spk1_snt{n}.wav" for n in (4, 5, 6)])
+    first = mic_wav(tmp_path / "first.wav", [d / f"spk1_snt{n}.wav" for n in (4, 5, 6)])
     browser = launch(fake_mic_wav=first)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(server.url + "/")
@@ -91,7 +80,7 @@ def test_naming_an_anonymous_speaker_relabels_everywhere_and_is_recognised_next_
     assert viewer.inner_text("#state") == "Call ended"
 
     # the next call (other sentences, same voice) is recognised as Dana
-    second = launch(fake_mic_wav=mic(tmp_path / "second.wav", [d / f"spk1_snt{n}.wav" for n in (1, 2)]))
+    second = launch(fake_mic_wav=mic_wav(tmp_path / "second.wav", [d / f"spk1_snt{n}.wav" for n in (1, 2)]))
     again = second.new_page()
     again.goto(server.url + "/")
     again.select_option("#language", "en")
