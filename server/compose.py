@@ -24,7 +24,6 @@ from .rooms.hub import RoomHub
 from .rooms.memory import MemoryRoomHub
 from .settings import Settings
 from .speaker.clusters import AnonymousSpeakers
-from .store.database import Database
 from .store.sessions import SessionStore
 from .stream.processor import StreamObserver
 from .webrtc.ice import IceServers
@@ -66,24 +65,18 @@ def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, ice:
                rooms: RoomHub | None = None, observer: StreamObserver | None = None,
                sessions: SessionStore | None = None) -> web.Application:
     """The signaling app over ``runtime`` with its collaborators: ``ice`` (default: :func:`ice_servers` of
-    ``settings``, itself defaulting to the runtime's), the session store (default: one on the configured
-    database, ``Settings.database``, a SQLite file or a PostgreSQL URL), the in-process room hub recording into
-    it (:func:`room_hub`) unless another is given, and an optional stream observer. At startup, sessions a crash
+    ``settings``, itself defaulting to the runtime's), the session store (default: one on the runtime's
+    database, ``Settings.database``, sharing its connections), the in-process room hub recording into it
+    (:func:`room_hub`) unless another is given, and an optional stream observer. At startup, sessions a crash
     left open are ended and the retention settings are applied (then hourly).
-
-    Raises:
-        StoreError: the database cannot be opened.
     """
     from signaling.app import build_app
 
     settings = settings or runtime.settings
-    database = None
-    if sessions is None:
-        database = Database(settings.database, label="session database")
-        sessions = SessionStore(database)
+    sessions = sessions or SessionStore(runtime.store.database)  # one database, one connection pool
     app = build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms or room_hub(settings, sessions),
                     observer=observer, sessions=sessions)
-    app.cleanup_ctx.append(functools.partial(_housekeeping, sessions, settings, database))
+    app.cleanup_ctx.append(functools.partial(_housekeeping, sessions, settings))
     return app
 
 
@@ -101,8 +94,7 @@ def _recorder(sessions: SessionStore, backlog_finals: int, room: str) -> Session
     return SessionRecorder(sessions, room, backlog_finals)
 
 
-async def _housekeeping(sessions: SessionStore, settings: Settings, database: Database | None,
-                        app: web.Application):
+async def _housekeeping(sessions: SessionStore, settings: Settings, app: web.Application):
     """aiohttp cleanup context: end sessions left open by a crash, apply retention now and hourly."""
     try:
         ended = await asyncio.to_thread(sessions.end_open, "server restart")
@@ -115,8 +107,6 @@ async def _housekeeping(sessions: SessionStore, settings: Settings, database: Da
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    if database is not None:
-        database.close()
 
 
 async def _retention(sessions: SessionStore, settings: Settings) -> None:

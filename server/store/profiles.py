@@ -97,6 +97,12 @@ class ProfileStore:
         self._db = Database(path, timeout_s, label="profile database") if self._owns else path
         self.path: Path | None = self._db.path
 
+    @property
+    def database(self) -> Database:
+        """The open database the profiles live in (other stores may share it; :meth:`close` of this store closes
+        it only when the store opened it)."""
+        return self._db
+
     def close(self) -> None:
         if self._owns:
             self._db.close()

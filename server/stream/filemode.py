@@ -172,10 +172,7 @@ def speech_segments(settings: Settings, audio: Iterator[np.ndarray]) -> Iterator
     path (:class:`StreamProcessor`'s settings): ``(audio, speech seconds)`` each, the audio with its pre-roll and
     trailing silence as a final job gets it."""
     vad = VadStream(make_classifier(settings.vad, settings.vad_aggressiveness))
-    segmenter = Segmenter(vad.frame_samples, EndpointConfig(
-        silence_ms=settings.silence_ms, max_utterance_s=settings.max_utterance_s,
-        min_speech_ms=settings.min_speech_ms, preroll_ms=settings.preroll_ms, partial_interval_s=None,
-        threshold=settings.vad_threshold if settings.vad == "silero" else 0.5))
+    segmenter = Segmenter(vad.frame_samples, EndpointConfig.from_settings(settings, partials=False))
     for chunk in audio:
         for frame, prob in vad.push(chunk):
             for ev in segmenter.push(frame, prob):

@@ -125,12 +125,7 @@ class StreamProcessor:
         self.word_timestamps = s.word_timestamps if word_timestamps is None else word_timestamps
         self.partials = s.partials if partials is None else partials
         self.vad = VadStream(classifier or make_classifier(s.vad, s.vad_aggressiveness))
-        cfg = EndpointConfig(
-            silence_ms=s.silence_ms, max_utterance_s=s.max_utterance_s, min_speech_ms=s.min_speech_ms,
-            preroll_ms=s.preroll_ms, partial_interval_s=s.partial_interval_s if self.partials else None,
-            threshold=s.vad_threshold if s.vad == "silero" else 0.5,
-        )
-        self.segmenter = Segmenter(self.vad.frame_samples, cfg, t0)
+        self.segmenter = Segmenter(self.vad.frame_samples, EndpointConfig.from_settings(s, partials=self.partials), t0)
         if speakers is None and s.anonymous_speakers:
             speakers = AnonymousSpeakers.from_settings(s)
         self.speakers = speakers

@@ -24,6 +24,7 @@ from typing import Literal
 import numpy as np
 
 from .. import SAMPLE_RATE
+from ..settings import Settings
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,14 @@ class EndpointConfig:
     threshold: float = 0.5
     hysteresis: float = 0.15
     cut_search_s: float = 2.0
+
+    @classmethod
+    def from_settings(cls, s: Settings, *, partials: bool) -> EndpointConfig:
+        """The configured endpointing (``Settings.silence_ms`` …); ``partials`` off gives no partial cadence. The
+        speech threshold is Silero's setting for Silero, 0.5 for webrtcvad's 0/1 decisions."""
+        return cls(silence_ms=s.silence_ms, max_utterance_s=s.max_utterance_s, min_speech_ms=s.min_speech_ms,
+                   preroll_ms=s.preroll_ms, partial_interval_s=s.partial_interval_s if partials else None,
+                   threshold=s.vad_threshold if s.vad == "silero" else 0.5)
 
 
 @dataclass
