@@ -121,7 +121,9 @@ def test_room_view_says_live_only_while_a_call_is_in(server, launch, viewer_cont
     browser = launch()
     viewer = viewer_context(browser, viewport={"width": 1280, "height": 900}).new_page()
     viewer.goto(server.url + "/room/quiet-room")
-    viewer.wait_for_function("() => window.callscribe.protocol != null", timeout=20_000)
+    # the server's own `room` event follows `ready`; let it arrive first, so it cannot land between ours
+    viewer.wait_for_function("() => window.callscribe.protocol != null && window.callscribe.callers != null",
+                             timeout=20_000)
 
     def badge():
         return viewer.get_attribute("#state", "data-state"), viewer.inner_text("#state")
