@@ -409,11 +409,12 @@ def hist_quantile(buckets: list[tuple[float, float]], q: float) -> float:
 
 
 async def run_callers(runtime, settings: Settings, convs: list[Conversation], stagger_s: float,
-                      probe: ServerProbe, logs: LogCapture) -> RunResult:
+                      probe: ServerProbe, logs: LogCapture, jobs=None) -> RunResult:
+    """One run: ``convs`` callers against a fresh app (``jobs``: the app's JobService, None = create_app's own)."""
     n = len(convs)
     probe.reset()
     logs.records.clear()
-    app = create_app(runtime, settings, observer=probe)
+    app = create_app(runtime, settings, observer=probe, jobs=jobs)
     server = TestServer(app, host="127.0.0.1", port=0)
     await server.start_server()
     url = f"http://127.0.0.1:{server.port}"
@@ -422,18 +423,20 @@ async def run_callers(runtime, settings: Settings, convs: list[Conversation], st
     cpu0, main0, (busy0, total0), t0 = own_cpu_s(), time.thread_time(), proc_stat_busy(), mono()
     recs = [CallerRec(i, c, i * stagger_s) for i, c in enumerate(convs)]
     sessions: list[BenchSession | None] = [None] * n
+    https: list[aiohttp.ClientSession] = []  # open until the calls have hung up (CallSession.close uses it)
 
     async def connect(rec: CallerRec) -> None:
-        async with aiohttp.ClientSession(trace_configs=[offer_timer(rec)]) as http:  # times the offer POST
-            call = BenchSession(url, speed=SPEED, transcribe=False, on_message=rec.on_message, http=http)
-            rec.track = call.track
-            sessions[rec.index] = call
-            rec.t_connect = mono()
-            try:
-                await call.connect()
-                rec.peer_id = call.result.peer_id
-            except Exception as exc:  # noqa: BLE001 -- reported
-                rec.exception = f"connect: {type(exc).__name__}: {exc}"
+        http = aiohttp.ClientSession(trace_configs=[offer_timer(rec)])  # times the offer POST
+        https.append(http)
+        call = BenchSession(url, speed=SPEED, transcribe=False, on_message=rec.on_message, http=http)
+        rec.track = call.track
+        sessions[rec.index] = call
+        rec.t_connect = mono()
+        try:
+            await call.connect()
+            rec.peer_id = call.result.peer_id
+        except Exception as exc:  # noqa: BLE001 -- reported
+            rec.exception = f"connect: {type(exc).__name__}: {exc}"
 
     async def talk(rec: CallerRec) -> None:
         call = sessions[rec.index]
@@ -468,6 +471,8 @@ async def run_callers(runtime, settings: Settings, convs: list[Conversation], st
     for call in sessions:
         if call is not None:
             await call.close()
+    for http in https:
+        await http.close()
     for _ in range(100):  # let the server tear the calls down (their processors close in threads)
         if not app[PEERS]:
             break
@@ -583,6 +588,30 @@ def quality(run: RunResult) -> dict:
     return out
 
 
+async def enroll_voices(runtime, settings: Settings, probe: ServerProbe, enroll_audio: dict) -> list[list]:
+    """One call on a fresh app that enrolls each voice of ``enroll_audio`` (name -> clips, 0.3 s gaps) with
+    ``CallSession.enroll``, in real time; one table row per profile (prints a line when enrollment fails)."""
+    app = create_app(runtime, settings, observer=probe)
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    url = f"http://127.0.0.1:{server.port}"
+    rows = []
+    try:
+        async with BenchSession(url, speed=SPEED, transcribe=False) as call:
+            gap = np.zeros(int(0.3 * SR), np.float32)
+            for name, parts in enroll_audio.items():
+                audio = np.concatenate([x for p in parts for x in (p, gap)])
+                t = mono()
+                done = await call.enroll(name, audio)
+                played = audio.size / SR + 0.5
+                rows.append([name, f"{audio.size / SR:.1f}", f"{done['speech_s']:.2f}",
+                             f"{mono() - t - played:.2f}", done["profile_id"]])
+    except Exception as exc:  # noqa: BLE001
+        print(f"  ENROLLMENT FAILED: {type(exc).__name__}: {exc}")
+    await server.close()
+    return rows
+
+
 # =====================================================================================================
 # main
 # =====================================================================================================
@@ -638,24 +667,7 @@ async def amain(args) -> int:
         await asyncio.to_thread(runtime.turns.split, warm)
     runtime.embedder.embed(warm)
     print(f"  first Whisper decode + turn split + embedding (warm-up, not measured below): {time.perf_counter() - t:.2f} s")
-    app = create_app(runtime, settings, observer=probe)
-    server = TestServer(app, host="127.0.0.1", port=0)
-    await server.start_server()
-    url = f"http://127.0.0.1:{server.port}"
-    rows = []
-    try:
-        async with BenchSession(url, speed=SPEED, transcribe=False) as call:
-            gap = np.zeros(int(0.3 * SR), np.float32)
-            for name, parts in enroll_audio.items():
-                audio = np.concatenate([x for p in parts for x in (p, gap)])
-                t = mono()
-                done = await call.enroll(name, audio)
-                played = audio.size / SR + 0.5
-                rows.append([name, f"{audio.size / SR:.1f}", f"{done['speech_s']:.2f}",
-                             f"{mono() - t - played:.2f}", done["profile_id"]])
-    except Exception as exc:  # noqa: BLE001
-        print(f"  ENROLLMENT FAILED: {type(exc).__name__}: {exc}")
-    await server.close()
+    rows = await enroll_voices(runtime, settings, probe, enroll_audio)
     table(["profile", "audio s (snt1-3)", "speech_s", "stop->completed s", "id"], rows)
     print("  enrolled through CallSession.enroll (enroll_start → audio → enroll_stop) into the temp DB; the "
           "calls below use these profiles")

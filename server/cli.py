@@ -42,6 +42,7 @@ _SETTING_FLAGS = {
     "ice_host": "ice_host_addresses",
     "api_key": "api_key",
     "insecure_no_auth": "insecure_no_auth",
+    "sentiment": "sentiment",
 }
 
 
@@ -69,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--format", choices=["text", "json", "srt", "vtt", "rttm"], default="text",
                    help="rttm: NIST speaker turns (with --diarize: the diarization itself, overlap kept)")
     t.add_argument("--words", action="store_true", help="include word timings (json)")
+    t.add_argument("--no-sentiment", dest="sentiment", action="store_false", default=None,
+                   help="no sentiment per final (CALLSCRIBE_SENTIMENT=false)")
     d = t.add_argument_group("diarization (whole file: pyannote segmentation-3.0 + CAM++ clustering)")
     d.add_argument("--diarize", action="store_true",
                    help="find who spoke when in the whole file first; voices matching no profile become "
@@ -78,6 +81,22 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--max-speakers", type=int, metavar="N", help="at most N speakers (with --diarize)")
     t.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
     _common(t)
+
+    an = sub.add_parser("analyze", help="analyse a recording: diarized transcript with word timings, acoustic "
+                        "features per word, sentiment, per-speaker statistics")
+    an.add_argument("audio", type=Path, help="any audio or video file PyAV/FFmpeg decodes (its audio track is used)")
+    an.add_argument("--language", help="ISO 639-1 code (e.g. en, ko); default: detect")
+    an.add_argument("--format", choices=["json", "text", "txt", "srt", "vtt", "rttm"], default="json",
+                    help="json: the whole result (words, features, sentiment, statistics)")
+    an.add_argument("--no-diarize", dest="diarize", action="store_false",
+                    help="attribute speakers utterance by utterance (the live path) instead of diarizing the file")
+    an.add_argument("--num-speakers", type=int, metavar="N")
+    an.add_argument("--min-speakers", type=int, metavar="N")
+    an.add_argument("--max-speakers", type=int, metavar="N")
+    an.add_argument("--no-features", dest="features", action="store_false", help="skip acoustic features")
+    an.add_argument("--no-sentiment", dest="sentiment", action="store_false", default=None, help="skip sentiment")
+    an.add_argument("-o", "--output", type=Path, help="write here instead of standard output")
+    _common(an)
 
     e = sub.add_parser("enroll", help="create a voice profile from recordings (≥ 3 s of speech), or --add to one")
     e.add_argument("name", help="display name of the speaker")
@@ -94,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--max-peers", type=int, help="concurrent calls before 503 server_busy")
     sv.add_argument("--idle-timeout-s", type=float, help="close calls with neither speech nor messages this long")
     sv.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
+    sv.add_argument("--no-sentiment", dest="sentiment", action="store_false", default=None,
+                    help="no sentiment update after each final (CALLSCRIBE_SENTIMENT=false)")
     a = sv.add_argument_group("access control")
     a.add_argument("--api-key", help="operator key (Authorization: Bearer KEY) that turns access control on; prefer "
                    "CALLSCRIBE_API_KEY, command lines are visible to other users of the machine")
@@ -142,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
     ls.add_argument("--token", help="a viewer or speaker token for the room (callscribe token) or the API key")
     ls.add_argument("-v", "--verbose", action="count", default=0)
+
+    se = sub.add_parser("sentiment", help="label lines of text on standard input positive / negative / neutral "
+                        "(one JSON object per line)")
+    se.add_argument("--language", choices=["en", "ko"], help="default: per line, Hangul → ko, else en")
+    se.add_argument("-v", "--verbose", action="count", default=0)
 
     pr = sub.add_parser("profiles", help="list, rename or delete voice profiles")
     psub = pr.add_subparsers(dest="action", required=True)
@@ -254,6 +280,57 @@ def _diarized(runtime, args: argparse.Namespace, counts: dict, duration_s: float
         bar.close()
     finals = result.finals if args.words else [f.model_copy(update={"words": None}) for f in result.finals]
     return finals, result.annotation
+
+
+def _cmd_analyze(args: argparse.Namespace) -> int:
+    """``callscribe analyze``: what an analysis job does (:func:`server.analysis.pipeline.analyze_file`), with a
+    progress bar on a terminal."""
+    import json
+
+    from .analysis.options import AnalysisOptions
+    from .analysis.pipeline import analyze_file
+    from .analysis.result import finals_of
+    from .audio.ingest import probe
+    from .compose import build_runtime
+    from .export.formats import render
+
+    try:
+        options = AnalysisOptions(language=args.language, diarize=args.diarize, num_speakers=args.num_speakers,
+                                  min_speakers=args.min_speakers, max_speakers=args.max_speakers,
+                                  features=args.features, sentiment=args.sentiment is not False)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = "".join(f" --{str(p).replace('_', '-')}" for p in first["loc"])
+        raise CallscribeError(f"invalid option{where}: {first['msg'].removeprefix('Value error, ')}") from None
+    probe(args.audio)  # fail fast on bad input, before loading models
+    runtime = build_runtime(_settings(args))
+    bar = None
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        bar = tqdm(total=100, file=sys.stderr, bar_format="{desc}: {percentage:3.0f}%|{bar}| [{elapsed}<{remaining}]")
+
+    def progress(percent: float, stage: str, message: str) -> None:
+        if bar is not None:
+            bar.set_description_str(message, refresh=False)
+            bar.update(max(0.0, percent - bar.n))
+
+    try:
+        result = analyze_file(runtime, args.audio, options, progress=progress, background=False).result
+    finally:
+        if bar is not None:
+            bar.close()
+        runtime.close()
+    fmt = "text" if args.format == "txt" else args.format
+    if fmt == "json":
+        out = json.dumps({"file": str(args.audio), **result}, ensure_ascii=False, indent=1) + "\n"
+    else:
+        out = render(finals_of(result), fmt, {"file": str(args.audio)})
+    if args.output:
+        args.output.write_text(out, encoding="utf-8")
+    else:
+        sys.stdout.write(out)
+    return 0
 
 
 def _cmd_enroll(args: argparse.Namespace) -> int:
@@ -463,12 +540,28 @@ def _cmd_token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_sentiment(args: argparse.Namespace) -> int:
+    """``callscribe sentiment``: each line of stdin → ``{"label", "score"}`` on stdout (nulls for an empty or
+    punctuation-only line), flushed per line (:class:`server.sentiment.TextSentiment`)."""
+    import json
+
+    from .sentiment import TextSentiment
+
+    classifier = TextSentiment()
+    if hasattr(sys.stdin, "reconfigure"):
+        sys.stdin.reconfigure(errors="replace")  # undecodable bytes become U+FFFD, not a traceback
+    for line in sys.stdin:
+        s = classifier.classify(line.rstrip("\r\n"), args.language)
+        print(json.dumps({"label": s.label if s else None, "score": s.score if s else None}), flush=True)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logs.setup(args.verbose)
-    handlers = {"transcribe": _cmd_transcribe, "enroll": _cmd_enroll, "profiles": _cmd_profiles,
-                "serve": _cmd_serve, "call": _cmd_call, "listen": _cmd_listen, "turn": _cmd_turn,
-                "token": _cmd_token}
+    handlers = {"transcribe": _cmd_transcribe, "analyze": _cmd_analyze, "enroll": _cmd_enroll,
+                "profiles": _cmd_profiles, "serve": _cmd_serve, "call": _cmd_call, "listen": _cmd_listen,
+                "turn": _cmd_turn, "token": _cmd_token, "sentiment": _cmd_sentiment}
     try:
         return handlers[args.command](args)
     except (CallscribeError, TurnError) as exc:

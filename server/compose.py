@@ -19,11 +19,13 @@ from turn import credentials
 from .compute.runtime import SpeechRuntime
 from .compute.workpool import JobObserver
 from .errors import CallscribeError, StoreError
+from .jobs.service import JobService
 from .rooms.durable import SessionRecorder, purge_expired
 from .rooms.hub import RoomHub
 from .rooms.memory import MemoryRoomHub
 from .settings import Settings
 from .speaker.clusters import AnonymousSpeakers
+from .store.jobs import JobStore
 from .store.sessions import SessionStore
 from .stream.processor import StreamObserver
 from .webrtc.ice import IceServers
@@ -63,21 +65,48 @@ RETENTION_INTERVAL_S = 3600.0
 
 def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, ice: IceServers | None = None,
                rooms: RoomHub | None = None, observer: StreamObserver | None = None,
-               sessions: SessionStore | None = None) -> web.Application:
+               sessions: SessionStore | None = None, jobs: JobService | None = None) -> web.Application:
     """The signaling app over ``runtime`` with its collaborators: ``ice`` (default: :func:`ice_servers` of
     ``settings``, itself defaulting to the runtime's), the session store (default: one on the runtime's
     database, ``Settings.database``, sharing its connections), the in-process room hub recording into it
     (:func:`room_hub`) unless another is given, and an optional stream observer. At startup, sessions a crash
-    left open are ended and the retention settings are applied (then hourly).
+    left open are ended and the retention settings are applied (then hourly). ``jobs`` (default: a
+    :class:`JobService` on the same database, its huey queue in ``Settings.jobs_dir``) runs recording analyses on
+    ``Settings.job_workers`` threads from startup to shutdown.
     """
     from signaling.app import build_app
 
     settings = settings or runtime.settings
     sessions = sessions or SessionStore(runtime.store.database)  # one database, one connection pool
+    if jobs is None:
+        jobs = JobService(runtime, JobStore(runtime.store.database))
     app = build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms or room_hub(settings, sessions),
-                    observer=observer, sessions=sessions)
+                    observer=observer, sessions=sessions, jobs=jobs)
     app.cleanup_ctx.append(functools.partial(_housekeeping, sessions, settings))
+    app.cleanup_ctx.append(functools.partial(_job_workers, jobs))
     return app
+
+
+async def _job_workers(jobs: JobService, app: web.Application):
+    """aiohttp cleanup context: recover interrupted jobs and start the job workers, load the sentiment models in
+    the background (the first final of a call would otherwise wait seconds for them); stop on shutdown."""
+    try:
+        await asyncio.to_thread(jobs.start)
+    except StoreError as exc:
+        log.error("cannot start the analysis jobs", extra={"error": str(exc)})
+    sentiment = getattr(jobs.runtime, "sentiment", None)
+    warming = asyncio.get_running_loop().run_in_executor(None, _warm, sentiment) if sentiment else None
+    yield
+    if warming is not None:
+        await warming
+    await asyncio.to_thread(jobs.stop)
+
+
+def _warm(sentiment) -> None:
+    try:
+        sentiment.warm()
+    except CallscribeError as exc:  # finals then go without sentiment; say why once
+        log.error("the sentiment models cannot be loaded", extra={"error": str(exc)})
 
 
 def room_hub(settings: Settings, sessions: SessionStore | None = None) -> MemoryRoomHub:

@@ -88,3 +88,21 @@ class NotAnonymous(CallscribeError):
     """The speaker is already a voice profile (rename the profile instead)."""
 
     code = "not_anonymous"
+
+
+class JobNotFound(CallscribeError):
+    """No analysis job has that id."""
+
+    code = "not_found"
+
+
+class QueueFull(CallscribeError):
+    """The analysis queue holds ``Settings.max_queued_jobs`` jobs already; retry later."""
+
+    code = "queue_full"
+
+
+class JobCancelled(CallscribeError):
+    """The job was cancelled (or deleted) while it ran; raised inside the worker to stop its work."""
+
+    code = "cancelled"

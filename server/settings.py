@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     preroll_ms: int = Field(200, ge=0, description="audio kept before the detected speech start")
     partials: bool = True
     partial_interval_s: float = Field(1.0, gt=0, description="an interim hypothesis per this much new speech")
+    sentiment: bool = Field(
+        True, description="a sentiment (positive / negative / neutral and a score) for each final with text, sent "
+        "as a `sentiment` update right after it (server/sentiment; English and Korean)"
+    )
 
     # --- ASR guards (faster-whisper/OpenAI Whisper defaults) ------------------------------------
     no_speech_threshold: float = 0.6
@@ -161,6 +165,28 @@ class Settings(BaseSettings):
     max_upload_s: float = Field(
         600.0, ge=1, description="longest audio upload decoded; decoding stops (413) once this much audio has "
         "streamed in, so a small, highly compressed file cannot fill memory")
+
+    # --- recording analysis jobs ---------------------------------------------------------------
+    job_workers: int = Field(
+        1, ge=0, le=16, description="analysis jobs run at once by this process (0 = none here: `callscribe worker` "
+        "processes run them)")
+    max_queued_jobs: int = Field(20, ge=1, description="jobs that may wait; more are refused (503 queue_full)")
+    job_max_runs: int = Field(
+        2, ge=1, description="a job interrupted by a stop or crash is re-run until it has been started this often, "
+        "then failed (reason 'interrupted')")
+    job_nice: int = Field(10, ge=0, le=19, description="niceness added to job threads so live calls get the CPU first")
+    jobs_dir: Path | None = Field(
+        None, description="uploaded recordings and the default job queue; None = `jobs/` beside the SQLite database")
+    job_queue: str | None = Field(
+        None, description="huey storage: a SQLite file path or a redis:// URL; None = jobs_dir/queue.sqlite3")
+    job_paths: list[Path] = Field(
+        default_factory=list, description="server folders whose files POST /api/jobs may name by path (JSON "
+        "{\"path\": …}); empty = uploads only")
+    max_job_upload_bytes: int = Field(2 * 1024**3, ge=1024, description="largest recording upload for analysis")
+    max_job_s: float = Field(4 * 3600.0, ge=1, description="longest recording analysed, seconds of audio")
+    callback_timeout_s: float = Field(10.0, gt=0, description="connect/read timeout of one job callback attempt")
+    callback_retries: int = Field(4, ge=0, le=10, description="retries (exponential back-off) of a job's final "
+                                  "callback on errors, timeouts, 429 and 5xx")
 
     # --- TURN (coturn with use-auth-secret) ------------------------------------------------------
     turn_urls: list[str] = Field(

@@ -19,6 +19,8 @@ Routes:
 ``/api/sessions``         past sessions: list, read, transcript in each format, recording, delete
                           (:mod:`sessions_api`)
 ``POST /api/export``      render finals as text, JSON, SRT, WebVTT or RTTM (:mod:`export_api`)
+``/api/jobs``             recording analysis: submit, follow (server-sent events), result, export, cancel,
+                          name a speaker (:mod:`jobs_api`)
 ``GET /openapi.json``     the OpenAPI 3.1 document, generated from the routes' models · ``GET /docs`` browse it
                           (:mod:`openapi`)
 ``/api/rooms/{room}/speakers``  a room's anonymous speakers; name one, optionally saving its voice
@@ -26,6 +28,7 @@ Routes:
 ``GET /healthz``          process alive · ``GET /readyz`` models loaded · ``GET /metrics`` Prometheus text
 ``GET /``                 the pages in ``static/``
 ``GET /room/{name}``      the live room view (``static/room.html``)
+``GET /analyze``          the recording-analysis page (``static/analyze.html``)
 ========================  ==================================================================================
 
 Errors are JSON ``{"error": {"code", "message"}}`` with a 4xx/5xx status; a full server answers
@@ -46,6 +49,7 @@ from aiortc import RTCSessionDescription
 from pydantic import ValidationError
 
 from server.compute.runtime import SpeechRuntime
+from server.jobs.service import JobService
 from server.metrics import Metrics
 from server.rooms.history import SessionHistory
 from server.rooms.hub import RoomHub
@@ -56,7 +60,7 @@ from server.stream.processor import StreamObserver
 from server.webrtc.ice import IceServers
 from server.webrtc.peer import CallPeer
 
-from . import auth, export_api, limits, openapi, profiles_api, protocol, sessions_api, speakers_api
+from . import auth, export_api, jobs_api, limits, openapi, profiles_api, protocol, sessions_api, speakers_api
 from .apidoc import operation
 from .datachannel import DataChannelSession
 from .errors import ApiError, errors_as_json
@@ -81,6 +85,7 @@ CALLS = web.AppKey("calls", dict)
 """capability key → CallPeer: the secret part of each call's session URL."""
 CALL_KEY_BYTES = 24
 HISTORY = web.AppKey("history", SessionHistory)
+JOBS = web.AppKey("jobs", JobService)
 
 
 VIEWERS_PER_CALL = 16
@@ -321,6 +326,13 @@ async def index(request: web.Request) -> web.StreamResponse:
     return web.Response(text="callscribe is running. POST an SDP offer to /api/offer or /whip.\n")
 
 
+async def analyze_page(request: web.Request) -> web.StreamResponse:
+    page = STATIC_DIR / "analyze.html"
+    if page.is_file():
+        return web.FileResponse(page)
+    raise ApiError("not_found", "no analysis page is installed")
+
+
 async def room_page(request: web.Request) -> web.StreamResponse:
     page = STATIC_DIR / "room.html"
     if page.is_file():
@@ -334,12 +346,12 @@ async def _close_all_peers(app: web.Application) -> None:
 
 def build_app(runtime: SpeechRuntime, settings: Settings, *, ice: IceServers, rooms: RoomHub,
               metrics: Metrics | None = None, observer: StreamObserver | None = None,
-              sessions: SessionStore) -> web.Application:
+              sessions: SessionStore, jobs: JobService | None = None) -> web.Application:
     """The signaling application over an already loaded :class:`SpeechRuntime` and the collaborators the
     composition root (:func:`server.compose.create_app`) passes in.
 
     ``settings`` gives the server-side limits: peers, idle timeout, message size. ``observer`` is handed to
-    every call's speech processor (benchmarks).
+    every call's speech processor (benchmarks). ``jobs`` serves the analysis-job routes (none without it).
     """
     app = web.Application(middlewares=[errors_as_json, auth.middleware], client_max_size=MAX_SDP_BYTES)
     auth.install(app, settings)
@@ -366,6 +378,10 @@ def build_app(runtime: SpeechRuntime, settings: Settings, *, ice: IceServers, ro
     export_api.add_routes(app)
     speakers_api.add_routes(app, NAMING)
     sessions_api.add_routes(app, HISTORY)
+    if jobs is not None:
+        app[JOBS] = jobs
+        jobs_api.add_routes(app, JOBS)
+        app.router.add_get("/analyze", analyze_page)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus_metrics)

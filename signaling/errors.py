@@ -35,6 +35,7 @@ STATUS_BY_CODE = {
     "unsupported_media_type": 415,
     "rate_limited": 429,
     "server_busy": 503,
+    "queue_full": 503,
     "store_error": 503,
     "model_unavailable": 503,
     "turn_unavailable": 503,

@@ -226,8 +226,9 @@ def build_document(app: web.Application, *, title: str = "callscribe", descripti
     refs, schemas = models.resolve()
     paths: dict[str, dict] = {}
     for path, method, obj, wants, op in pending:
-        if "body" in wants:
-            obj["requestBody"] = {"required": True, "content": {"application/json": {"schema": refs[wants["body"]]}}}
+        if "body" in wants:  # beside a form when the route takes either (POST /api/jobs)
+            obj.setdefault("requestBody", {"required": True, "content": {}})["content"]["application/json"] = {
+                "schema": refs[wants["body"]]}
         if "query" in wants:
             query_schema = _component(schemas, refs[wants["query"]])
             required = set(query_schema.get("required", []))

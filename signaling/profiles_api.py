@@ -91,13 +91,14 @@ def _safe_filename(name: str | None, index: int) -> str:
 
 
 async def receive_upload(request: web.Request, folder: Path, *, text_fields: tuple[str, ...] = (),
-                         max_files: int = 1, max_bytes: int) -> Upload:
+                         max_files: int = 1, max_bytes: int, file_field: str = "audio") -> Upload:
     """Read a ``multipart/form-data`` body: text ``text_fields`` and ``audio`` file parts, each file spooled to its
     own file under ``folder`` as it streams in (memory stays at one 64 KiB chunk).
 
     Args:
         max_files: how many ``audio`` parts may come.
         max_bytes: the limit for all audio bytes together.
+        file_field: the name of the file part(s).
     Raises:
         ApiError: ``unsupported_media_type`` (415: not a form, or an audio part of another declared type),
             ``too_large`` (413), ``bad_request`` (400: a malformed form, an unknown or repeated field, too many
@@ -105,7 +106,7 @@ async def receive_upload(request: web.Request, folder: Path, *, text_fields: tup
     """
     if request.content_type != "multipart/form-data":
         raise ApiError("unsupported_media_type", f"send multipart/form-data (fields: "
-                       f"{', '.join((*text_fields, 'audio'))}), not {request.content_type}")
+                       f"{', '.join((*text_fields, file_field))}), not {request.content_type}")
     if (request.content_length or 0) > max_bytes + FORM_OVERHEAD_BYTES:
         raise ApiError("too_large", f"uploads are limited to {max_bytes} bytes of audio")
     upload = Upload()
@@ -115,12 +116,12 @@ async def receive_upload(request: web.Request, folder: Path, *, text_fields: tup
         while (part := await reader.next()) is not None:
             if not isinstance(part, BodyPartReader):
                 raise ApiError("bad_request", "nested multipart bodies are not accepted")
-            if part.name == "audio":
+            if part.name == file_field:
                 if len(upload.files) >= max_files:
-                    raise ApiError("bad_request", f"at most {max_files} audio file(s) per request")
+                    raise ApiError("bad_request", f"at most {max_files} {file_field} file(s) per request")
                 declared = (part.headers.get("Content-Type") or "").split(";")[0].strip().lower()
                 if declared and not declared.startswith(AUDIO_PART_TYPES):
-                    raise ApiError("unsupported_media_type", f"the audio part is declared {declared}; send an "
+                    raise ApiError("unsupported_media_type", f"the {file_field} part is declared {declared}; send an "
                                    "audio file (any format FFmpeg decodes)")
                 filename = _safe_filename(part.filename, len(upload.files))
                 target = folder / str(len(upload.files)) / filename
@@ -147,11 +148,11 @@ async def receive_upload(request: web.Request, folder: Path, *, text_fields: tup
                     raise ApiError("bad_request", f"the field {part.name!r} is not UTF-8 text") from None
             else:
                 raise ApiError("bad_request", f"unexpected form field {part.name!r} (expected: "
-                               f"{', '.join((*text_fields, 'audio'))})")
+                               f"{', '.join((*text_fields, file_field))})")
     except (ValueError, AssertionError, KeyError) as exc:  # aiohttp's multipart reader on a malformed body
         raise ApiError("bad_request", f"malformed multipart/form-data body: {exc or type(exc).__name__}") from None
     if not upload.files:
-        raise ApiError("bad_request", "the form needs an 'audio' file")
+        raise ApiError("bad_request", f"the form needs a {file_field!r} file")
     return upload
 
 

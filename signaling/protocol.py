@@ -29,13 +29,14 @@ UTF-8), non-finite numbers (``NaN``, ``1e400``), nesting deeper than :data:`MAX_
 get an ``error`` event.
 
 Server → client: ``ready`` once the peer is set up, then the events of :mod:`server.stream.events`
-(``speech_started``, ``partial``, ``final``, ``speaker_relabeled``, ``enrollment_*``, ``error``),
+(``speech_started``, ``partial``, ``final``, ``sentiment``, ``speaker_relabeled``, ``enrollment_*``, ``error``),
 ``transcription``, ``room`` (:class:`server.rooms.hub.RoomState`), ``speaker_named`` and ``pong``.
-The full list with examples is in ``docs/protocol.md``. Version 4 (this one) adds access control (``ready.grants``,
-``forbidden`` and ``rate_limited`` errors), ``enroll_start.add`` (an existing name is refused without it), the
-enrollment cap, and refuses lone surrogates, non-finite numbers and deep nesting. Version 3 added anonymous speakers
-(``speaker_kind: "anonymous"``, ``speaker_id: "anon:N"``), ``speaker_relabeled``, ``name_speaker`` /
-``speaker_named`` and ``room``; version 2 made ``speaker_id`` a stable string id.
+The full list with examples is in ``docs/protocol.md``. Version 4.1 (additive, ``ready.protocol`` stays 4) adds the
+``sentiment`` update after each final and ``final.sentiment`` on replayed finals. Version 4 adds access control
+(``ready.grants``, ``forbidden`` and ``rate_limited`` errors), ``enroll_start.add`` (an existing name is refused
+without it), the enrollment cap, and refuses lone surrogates, non-finite numbers and deep nesting. Version 3 added
+anonymous speakers (``speaker_kind: "anonymous"``, ``speaker_id: "anon:N"``), ``speaker_relabeled``,
+``name_speaker`` / ``speaker_named`` and ``room``; version 2 made ``speaker_id`` a stable string id.
 """
 
 from __future__ import annotations

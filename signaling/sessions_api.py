@@ -2,8 +2,9 @@
 
 ====================================================  =============================================================
 ``GET /api/sessions?room=&limit=&offset=``            newest first, paged → :class:`SessionPage`
-``GET /api/sessions/{id}``                            the session, its finals (relabels applied) and per-speaker
-                                                      totals → :class:`SessionDetail`
+``GET /api/sessions/{id}``                            the session, its finals (relabels applied, each with its
+                                                      ``sentiment``), per-speaker totals and sentiment counts
+                                                      → :class:`SessionDetail`
 ``GET /api/sessions/{id}/transcript?format=F``        the transcript as ``json``, ``srt``, ``vtt``, ``txt``
                                                       (``text``) or ``rttm`` (:mod:`server.export.formats`)
 ``GET /api/sessions/{id}/audio``                      the call's recording (FLAC or Ogg/Opus) when it was recorded
@@ -25,7 +26,7 @@ from typing import Literal
 from aiohttp import web
 from pydantic import BaseModel, Field
 
-from server.export.formats import FORMATS, render, speaker_totals
+from server.export.formats import FORMATS, render, sentiment_counts, speaker_totals
 from server.rooms.history import SessionHistory, Transcript
 from server.speaker.identity import SpeakerKind
 from server.stream.events import Final
@@ -67,6 +68,15 @@ class SessionPage(BaseModel):
     offset: int
 
 
+class SentimentCounts(BaseModel):
+    """How many finals with text have each sentiment; ``scored``: how many have one at all (shares are over it)."""
+
+    positive: int
+    negative: int
+    neutral: int
+    scored: int
+
+
 class SpeakerTotal(BaseModel):
     speaker: str
     speaker_id: str | None
@@ -74,12 +84,15 @@ class SpeakerTotal(BaseModel):
     talk_time_s: float = Field(description="summed length of the speaker's finals, seconds")
     turns: int
     words: int
+    sentiment: SentimentCounts | None = None
 
 
 class SessionDetail(BaseModel):
     session: SessionSummary
-    utterances: list[Final] = Field(description="the finals as sent, with every later relabel applied")
+    utterances: list[Final] = Field(description="the finals as sent, with every later relabel applied and their "
+                                    "`sentiment` (null when none was found)")
     speakers: list[SpeakerTotal]
+    sentiment: SentimentCounts | None = Field(None, description="the session's sentiment counts")
 
 
 class TranscriptQuery(BaseModel):
@@ -93,6 +106,18 @@ def _summary(t: Transcript) -> SessionSummary:
                           duration_s=round((s.ended_at or time.time()) - s.started_at, 2), utterances=s.utterances,
                           speakers=list(dict.fromkeys(f.speaker for f in t.finals)),
                           has_audio=bool(s.audio_path) and Path(s.audio_path).is_file())
+
+
+def session_detail(t: Transcript) -> SessionDetail:
+    """The body of ``GET /api/sessions/{id}``: the finals, per-speaker totals and the sentiment counts of the
+    session and of each speaker (speakers told apart by ``speaker_id`` as in :func:`speaker_totals`)."""
+    speakers = []
+    for total in speaker_totals(t.finals):
+        key = (total["speaker_kind"], total["speaker_id"] if total["speaker_id"] is not None else total["speaker"])
+        mine = [f for f in t.finals if (f.speaker_kind, f.speaker_id if f.speaker_id is not None else f.speaker) == key]
+        speakers.append({**total, "sentiment": sentiment_counts(mine)})
+    return SessionDetail(session=_summary(t), utterances=t.finals, speakers=speakers,
+                         sentiment=sentiment_counts(t.finals))
 
 
 def add_routes(app: web.Application, history_key: web.AppKey) -> None:
@@ -122,7 +147,7 @@ def add_routes(app: web.Application, history_key: web.AppKey) -> None:
                auth="room", tags=["sessions"], errors=("not_found", "unauthorized", "forbidden", "store_error"))
     async def get_session(request: web.Request) -> web.Response:
         t = await load(request)
-        body = SessionDetail(session=_summary(t), utterances=t.finals, speakers=speaker_totals(t.finals))
+        body = session_detail(t)
         return web.json_response(body.model_dump(mode="json"))
 
     @operation(summary="A session's transcript as a file", query=TranscriptQuery, auth="room",

@@ -6,6 +6,7 @@ skip with a clear reason when the folder is absent. Models come from the install
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from pathlib import Path
@@ -103,6 +104,21 @@ def mic_wav(path: Path, clips: list[Path], lead_s: float = 4.0, gap_s: float = 1
         parts += [load_audio(clip), np.zeros(int(gap_s * sr), np.float32)]
     parts.append(np.zeros(int(tail_s * sr), np.float32))
     return write_wav(path, np.concatenate(parts))
+
+
+@contextlib.asynccontextmanager
+async def served(app, timeout_s: float = 120.0):
+    """Serve an aiohttp ``app`` on 127.0.0.1 (a free port) and yield ``(client session, base URL)``."""
+    import aiohttp
+    from aiohttp.test_utils import TestServer
+
+    server = TestServer(app, host="127.0.0.1", port=0)
+    await server.start_server()
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout_s)) as http:
+            yield http, f"http://127.0.0.1:{server.port}"
+    finally:
+        await server.close()
 
 
 @pytest.fixture(scope="session")

@@ -191,6 +191,23 @@ def test_transcribe_rttm_without_diarize(cli, speech):
     assert all(float(f[3]) >= 0 and float(f[4]) > 0 for f in lines)
 
 
+@pytest.mark.speech
+def test_analyze_a_recording(cli, speech, tmp_path):
+    out = tmp_path / "jfk.json"
+    proc = cli("analyze", speech / "jfk.flac", "--language", "en", "-o", out)
+    assert proc.returncode == 0, proc.stderr
+    body = json.loads(out.read_text())
+    assert body["file"].endswith("jfk.flac") and body["duration_s"] == pytest.approx(11.0, abs=0.1)
+    assert [s["speaker"] for s in body["speakers"]] == ["Speaker 1"] and body["real_time_factor"] > 0
+    text = " ".join(s["text"] for s in body["segments"]).lower()
+    assert "ask not what your country can do for you" in text
+    words = [w for s in body["segments"] for w in s["words"]]
+    assert all(w["features"]["level_dbfs"] < 0 for w in words) and sum(bool(w["features"]["f0_hz"]) for w in words) > 5
+    assert all(s["sentiment"]["label"] in ("positive", "negative", "neutral") for s in body["segments"])
+    bad = cli("analyze", speech / "jfk.flac", "--num-speakers", "0")
+    assert bad.returncode == 1 and "--num-speakers" in bad.stderr and "Traceback" not in bad.stderr
+
+
 # --- enroll refuses an existing name unless --add ---------------------------------------------------------------
 @pytest.mark.speech
 def test_enroll_an_existing_name_needs_add(cli, speech):

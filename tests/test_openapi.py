@@ -17,7 +17,7 @@ from signaling.errors import STATUS_BY_CODE
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-UNDOCUMENTED = {"/", "/room/{name}", "/docs/init.js"}
+UNDOCUMENTED = {"/", "/room/{name}", "/analyze", "/docs/init.js"}
 """Pages and the docs page's script: not API (static file folders are skipped by kind)."""
 
 

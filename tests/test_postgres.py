@@ -34,11 +34,11 @@ def vec(seed: int) -> np.ndarray:
 def test_schema_on_postgresql(url):
     db = Database(url)
     try:
-        assert db.engine.dialect.name == "postgresql" and db.revision() == "0002" and db.path is None
+        assert db.engine.dialect.name == "postgresql" and db.revision() == "0003" and db.path is None
         assert "127.0.0.1" in db.where
         tables = {r[0] for r in db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
         assert tables == {"alembic_version", "profiles", "enrollments", "sessions", "utterances", "relabels",
-                          "profile_events"}
+                          "profile_events", "jobs", "job_voices"}
         index = db.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'profiles_name_fold'").scalar()
         assert index is not None and "UNIQUE" in index and 'lower((name COLLATE "C"))' in index
         types = dict(db.execute("SELECT table_name || '.' || column_name, data_type FROM information_schema.columns "
@@ -65,7 +65,7 @@ def test_concurrent_openers_migrate_once(url):
             db.close()
 
     with ThreadPoolExecutor(6) as pool:
-        assert list(pool.map(open_one, range(6))) == ["0002"] * 6
+        assert list(pool.map(open_one, range(6))) == ["0003"] * 6
     db = Database(url)
     assert db.execute("SELECT count(*) FROM alembic_version").scalar() == 1
     db.close()

@@ -240,7 +240,7 @@ def test_tables_of_later_migrations_are_fine(tmp_path):
     path = tmp_path / "p.sqlite3"
     store = ProfileStore(path)
     store.enroll("Alice", vec(1), 3.0, "a")
-    store._db.execute("CREATE TABLE jobs(id INTEGER PRIMARY KEY)", write=True)
+    store._db.execute("CREATE TABLE from_a_later_release(id INTEGER PRIMARY KEY)", write=True)
     store.close()
     assert [p.name for p in ProfileStore(path).list()] == ["Alice"]
 

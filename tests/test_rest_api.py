@@ -14,11 +14,10 @@ import aiohttp
 import numpy as np
 import pytest
 import pytest_asyncio
-from aiohttp.test_utils import TestServer
 
 from server.speaker.identify import CLOSE_PAIR_THRESHOLD
 
-from conftest import tone, write_wav
+from conftest import served, tone, write_wav
 
 pytestmark = [pytest.mark.speech, pytest.mark.asyncio(loop_scope="module")]
 
@@ -38,11 +37,8 @@ def runtime(tmp_path_factory, model_cache, speech):
 async def api(runtime):
     from server.compose import create_app
 
-    server = TestServer(create_app(runtime), host="127.0.0.1", port=0)
-    await server.start_server()
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=120)) as http:
-        yield http, f"http://127.0.0.1:{server.port}"
-    await server.close()
+    async with served(create_app(runtime)) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -180,7 +180,7 @@ def test_a_0001_database_migrates_to_head_keeping_its_profiles(url, tmp_path):
     old.close()
     db = Database(url)
     try:
-        assert db.revision() == "0002"
+        assert db.revision() == "0003"
         voices = ProfileStore(db)
         assert [(p.id, p.name, p.enrollments, p.created_at) for p in voices.list()] == [
             (1, "Alice", 1, T0), (2, "Bob", 1, T0)]
@@ -193,7 +193,7 @@ def test_a_0001_database_migrates_to_head_keeping_its_profiles(url, tmp_path):
     finally:
         db.close()
     again = Database(url)  # at head: opening changes nothing
-    assert again.revision() == "0002" and len(ProfileStore(again).list()) == 2
+    assert again.revision() == "0003" and len(ProfileStore(again).list()) == 2
     again.close()
 
 
@@ -394,3 +394,21 @@ def test_concurrent_writers_and_readers(db, store):
         assert [x.seq for x in log] == list(range(1, 4 * (per_call + 2) + 1))  # every seq once, in order
         assert store.last_seq(f"room{r}") == 4 * (per_call + 2)
     assert count(db, relabels) == 16 * 2
+
+
+def test_sentiment_lands_on_the_utterance_it_names(store):
+    """Live sentiment (issue 12): ``set_sentiment`` finds the final by the stream's numbering within its session."""
+    store.start("s1", "r1")
+    store.start("s2", "r1")
+    store.add_utterance(UtteranceRecord("s1", "r1", 1, 0.0, 1.5, "Ann", "anon:1", "anonymous", 0.7, "a good day", "en",
+                                        None, T0, utterance_id=0, turn=0))
+    store.add_utterance(UtteranceRecord("s1", "r1", 2, 2.0, 3.5, "Bo", "anon:2", "anonymous", 0.7, "second turn", "en",
+                                        None, T0, utterance_id=0, turn=1))
+    store.add_utterance(UtteranceRecord("s2", "r1", 3, 0.0, 1.5, "Cy", "anon:3", "anonymous", 0.7, "other call", "en",
+                                        None, T0, utterance_id=0, turn=0))
+    assert store.set_sentiment("s1", 0, 1, "negative", 0.8125) is True
+    assert store.set_sentiment("s1", 0, 0, "positive", 0.9) is True
+    assert store.set_sentiment("s1", 9, 0, "neutral", 0.5) is False
+    got = [(r.session_id, r.utterance_id, r.turn, r.sentiment_label, r.sentiment_score)
+           for r in store.room_log("r1", 10)]
+    assert got == [("s1", 0, 0, "positive", 0.9), ("s1", 0, 1, "negative", 0.8125), ("s2", 0, 0, None, None)]

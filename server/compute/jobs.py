@@ -5,7 +5,9 @@ belongs to, so the pool can order, refuse, count and (later) batch work by kind,
 metrics) can attribute it without reaching into the objects that submitted it.
 
 Priority classes, most urgent first: ``FINAL`` (a user waits for this result), ``ENROLL`` (a one-off
-enrollment), ``PARTIAL`` (optional: refused unless a worker is idle, so it never delays a final).
+enrollment), ``SENTIMENT`` (the update that follows a final), ``PARTIAL`` (optional: refused unless a worker is
+idle, so it never delays a final), ``ANALYSIS`` (background: one region of a recording-analysis job; it never
+makes the pool look busy to admission control).
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ class Priority(IntEnum):
 
     FINAL = 0
     ENROLL = 1
-    PARTIAL = 2
+    SENTIMENT = 2
+    PARTIAL = 3
+    ANALYSIS = 4
 
 
 @dataclass(eq=False)
@@ -31,6 +35,8 @@ class Job:
 
     priority: ClassVar[Priority]
     optional: ClassVar[bool] = False
+    background: ClassVar[bool] = False
+    """Background work (recording analysis) waits behind everything else and is not counted as load."""
     stream_id: str = field(default="", kw_only=True)
     utterance_id: int | None = field(default=None, kw_only=True)
 
@@ -78,3 +84,25 @@ class EnrollJob(Job):
     speech_s: float
     source: str
     add: bool = True
+
+
+@dataclass(eq=False)
+class SentimentJob(Job):
+    """The sentiment of one final's ``text`` (``language`` an ISO 639-1 code or None), submitted once the final
+    has been delivered (:mod:`server.sentiment`); ``turn`` with ``utterance_id`` names the final."""
+
+    priority: ClassVar[Priority] = Priority.SENTIMENT
+    text: str
+    language: str | None
+    turn: int = 0
+
+
+@dataclass(eq=False)
+class AnalysisJob(Job):
+    """Whisper with word timings on one region (``float32[n]`` 16 kHz, ≤ 30 s) of a recording being analysed
+    (:mod:`server.analysis`); ``stream_id`` is the analysis job's id."""
+
+    priority: ClassVar[Priority] = Priority.ANALYSIS
+    background: ClassVar[bool] = True
+    audio: np.ndarray
+    language: str | None

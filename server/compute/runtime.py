@@ -18,12 +18,12 @@ import numpy as np
 
 from .. import SAMPLE_RATE
 from ..asr.types import AsrResult
-from ..errors import NameTaken, ProfileConflict
+from ..errors import NameTaken, ProfileConflict, ProfileError
 from ..settings import Settings
 from ..speaker.identify import VoiceprintBuilder
 from ..speaker.profile import VoiceProfile
 from ..store.profiles import ProfileStore
-from .jobs import EnrollJob, FinalJob, Job, PartialJob
+from .jobs import AnalysisJob, EnrollJob, FinalJob, Job, PartialJob, SentimentJob
 from .workpool import JobObserver, WorkerPool
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,14 @@ class Embedder(Protocol):
     min_samples: int
 
     def embed(self, audio: np.ndarray) -> np.ndarray: ...
+
+
+class SentimentClassifier(Protocol):
+    """The sentiment of a text (:class:`server.sentiment.TextSentiment`): an object with ``label``
+    (``positive`` | ``negative`` | ``neutral``) and ``score`` (0..1), or None for empty text or an unsupported
+    language. Must be thread-safe (pool workers call it in parallel)."""
+
+    def classify(self, text: str, language: str | None): ...
 
 
 class TurnFinder(Protocol):
@@ -95,16 +103,19 @@ class SpeechRuntime:
         embedder: the speaker-embedding model.
         asr: the speech recogniser, or None for enrollment-only use (``callscribe enroll``).
         turns: the speaker-change finder, or None to keep every utterance whole.
+        sentiment: the text-sentiment classifier behind the ``sentiment`` update of each final, or None for none.
         observer: told of every model job's run (benchmarks, metrics).
     """
 
     def __init__(self, settings: Settings, *, store: ProfileStore, embedder: Embedder, asr: AsrEngine | None,
-                 turns: TurnFinder | None = None, observer: JobObserver | None = None) -> None:
+                 turns: TurnFinder | None = None, observer: JobObserver | None = None,
+                 sentiment: SentimentClassifier | None = None) -> None:
         self.settings = settings
         self.store = store
         self.embedder = embedder
         self.asr = asr
         self.turns = turns
+        self.sentiment = sentiment
         self.pool = WorkerPool(self.run, settings.asr_workers, settings.max_queue, observer=observer)
         self._profiles: list[VoiceProfile] | None = None
         self._profiles_lock = threading.Lock()
@@ -112,7 +123,8 @@ class SpeechRuntime:
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, load_asr: bool = True,
                       observer: JobObserver | None = None) -> SpeechRuntime:
-        """The real collaborators: SQLite profile store, CAM++, faster-whisper, pyannote segmentation-3.0.
+        """The real collaborators: SQLite profile store, CAM++, faster-whisper, pyannote segmentation-3.0, and
+        with ``Settings.sentiment`` the text-sentiment classifier (its models load on first use, not here).
 
         Raises:
             ModelError, StoreError: see :mod:`server.models` and :mod:`server.store.profiles`.
@@ -132,10 +144,16 @@ class SpeechRuntime:
                 from ..speaker.turns import TurnSplitter
 
                 turns = TurnSplitter(settings.segmentation_model, min_turn_s=settings.min_identify_s)
+            sentiment = None
+            if load_asr and settings.sentiment:
+                from ..sentiment import TextSentiment
+
+                sentiment = TextSentiment()
         except BaseException:
             store.close()
             raise
-        return cls(settings, store=store, embedder=embedder, asr=asr, turns=turns, observer=observer)
+        return cls(settings, store=store, embedder=embedder, asr=asr, turns=turns, observer=observer,
+                   sentiment=sentiment)
 
     # -- profiles (cached; writes invalidate) ---------------------------------------------------
     def profiles(self) -> list[VoiceProfile]:
@@ -151,7 +169,9 @@ class SpeechRuntime:
     # -- model work (runs in pool threads) -----------------------------------------------------
     def run(self, job: Job):
         """Execute one job (the pool's ``execute``): :class:`FinalJob` → :class:`UtteranceResult`,
-        :class:`PartialJob` → :class:`AsrResult`, :class:`EnrollJob` → :class:`Enrollment`.
+        :class:`PartialJob` → :class:`AsrResult`, :class:`EnrollJob` → :class:`Enrollment`,
+        :class:`AnalysisJob` → :class:`AsrResult` with word timings, :class:`SentimentJob` → the classifier's
+        sentiment (or None).
 
         Raises:
             TypeError: an unknown kind of job.
@@ -162,6 +182,12 @@ class SpeechRuntime:
             return self.partial(job)
         if isinstance(job, EnrollJob):
             return self.enroll(job)
+        if isinstance(job, AnalysisJob):
+            return self.asr.transcribe(job.audio, language=job.language, word_timestamps=True)
+        if isinstance(job, SentimentJob):
+            if self.sentiment is None:
+                raise RuntimeError("runtime was created without a sentiment classifier")
+            return self.sentiment.classify(job.text, job.language)
         raise TypeError(f"no handler for {type(job).__name__}")
 
     def finalize(self, job: FinalJob) -> UtteranceResult:
@@ -219,6 +245,36 @@ class SpeechRuntime:
             raise _taken(job.name) from None
         self.invalidate_profiles()
         return Enrollment(profile, similar, similarity)
+
+    def check_unclaimed(self, name: str, *, extend: bool = False) -> None:
+        """Refuse a name a voice profile has (case-insensitive), unless the speech is to be added to it.
+
+        Raises:
+            NameTaken: a profile has the name and ``extend`` is off.
+        """
+        if not extend and any(p.name.lower() == name.lower() for p in self.profiles()):
+            raise NameTaken(f"a voice profile is named {name!r}; save with extend to add this speech to it")
+
+    def save_voice(self, name: str, embedding: np.ndarray, speech_s: float, source: str, *,
+                   extend: bool = False) -> VoiceProfile:
+        """Store a voice collected elsewhere (an anonymous speaker's centroid ``float32[192]`` over ``speech_s``
+        seconds of speech) as profile ``name``, or add it to that profile with ``extend``.
+
+        Raises:
+            NameTaken: a profile has the name and ``extend`` is off.
+            ProfileError: under ``Settings.min_enroll_speech_s`` of speech.  StoreError: see the store.
+        """
+        self.check_unclaimed(name, extend=extend)
+        need = self.settings.min_enroll_speech_s
+        if speech_s < need:
+            raise ProfileError(f"only {speech_s:.1f} s of this speaker's speech so far; {need:.1f} s are needed "
+                               "to save a voice profile (name it without saving, or save later)")
+        try:
+            profile = self.store.enroll(name, embedding, speech_s, source, append=extend)
+        except ProfileConflict as exc:
+            raise NameTaken(str(exc)) from None
+        self.invalidate_profiles()
+        return profile
 
     def voiceprint(self) -> VoiceprintBuilder:
         """A builder of one voiceprint from speech of any length, embedded window by window with this runtime's

@@ -7,8 +7,10 @@ with (the runtime's). The event loop never waits on a model: callers get a :clas
 
 - *required* jobs (finals, enrollments) are always accepted; ``submit(job, block=True)`` waits while
   ``max_queue`` jobs are already waiting (file mode uses this as back-pressure);
-- *optional* jobs (partials) are accepted only while a worker is idle and nothing waits, so they never delay
-  a final; ``submit`` returns None when one is refused.
+- *optional* jobs (partials) are accepted only while a worker is idle and no live job waits, so they never
+  delay a final; ``submit`` returns None when one is refused;
+- *background* jobs (recording analysis) run after every other class and are not counted by ``depth`` or
+  ``busy``, so a queue of analysis work never makes admission control turn calls away.
 
 An optional :class:`JobObserver` is told of every job once it has run, with its start and end times
 (benchmarks and metrics attach here).
@@ -56,6 +58,7 @@ class WorkerPool:
         self._counter = itertools.count()
         self._lock = threading.Condition()
         self._waiting = 0
+        self._waiting_live = 0  # waiting jobs that are not background work
         self._idle = workers
         self.max_queue = max_queue
         self.workers = workers
@@ -69,13 +72,14 @@ class WorkerPool:
 
     @property
     def depth(self) -> int:
-        """Jobs waiting for a worker (not counting running ones)."""
-        return self._waiting
+        """Live jobs waiting for a worker (not counting running ones, nor background work)."""
+        return self._waiting_live
 
     @property
     def busy(self) -> bool:
-        """True when the wait queue is full: new streams should be refused."""
-        return self._waiting >= self.max_queue
+        """True when the live wait queue is full: new streams should be refused (background jobs, which wait
+        behind everything, do not count)."""
+        return self._waiting_live >= self.max_queue
 
     def submit(self, job: Job, *, block: bool = False) -> Future | None:
         """Queue ``job``. Required jobs always get a future (with ``block``, after waiting while the queue is
@@ -86,15 +90,16 @@ class WorkerPool:
         """
         with self._lock:
             if job.optional:
-                if self._closed or self._waiting > 0 or self._idle == 0:
+                if self._closed or self._waiting_live > 0 or self._idle == 0:
                     return None
             else:
                 if self._closed:
                     raise RuntimeError("worker pool is closed")
-                while block and self._waiting >= self.max_queue:
+                while block and not job.background and self._waiting_live >= self.max_queue:
                     self._lock.wait()
             fut: Future = Future()
             self._waiting += 1
+            self._waiting_live += not job.background
             self._queue.put((int(job.priority), next(self._counter), fut, job))
             return fut
 
@@ -105,6 +110,7 @@ class WorkerPool:
                 return
             with self._lock:
                 self._waiting -= 1
+                self._waiting_live -= not job.background
                 self._idle -= 1
                 self._lock.notify_all()
             try:

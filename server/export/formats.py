@@ -125,6 +125,17 @@ def speaker_totals(finals: Iterable[Final]) -> list[dict]:
     return list(totals.values())
 
 
+def sentiment_counts(finals: Iterable[Final]) -> dict[str, int]:
+    """How many of the finals with text have each sentiment: ``{"positive", "negative", "neutral", "scored"}``
+    (``scored``: those with a sentiment at all; shares are counts over ``scored``)."""
+    counts = {"positive": 0, "negative": 0, "neutral": 0, "scored": 0}
+    for f in _spoken(finals):
+        if f.sentiment is not None:
+            counts[f.sentiment.label] += 1
+            counts["scored"] += 1
+    return counts
+
+
 def _json(finals: Sequence[Final], extra: Sequence[dict] | None, meta: Mapping[str, object]) -> str:
     utterances = [{**f.model_dump(mode="json", exclude={"type", "server_time"}), **x}
                   for f, x in _spoken_with(finals, extra)]

@@ -6,7 +6,8 @@ relabel is written there *before* the room sends it (:meth:`server.rooms.memory.
 (:mod:`server.store.sessions`) and back, so a room's backlog can be rebuilt from the database after a restart
 (:meth:`SessionRecorder.backlog`). Each room numbers its finals and relabels with one sequence (``seq``) so the
 two interleave exactly as they were published: a relabel applies to the finals before it
-(:func:`server.stream.events.relabeled`).
+(:func:`server.stream.events.relabeled`). A final's ``sentiment`` update, which comes after it, is stored onto
+the final's row (:meth:`SessionRecorder.sentiment`), so rebuilt finals carry it.
 
 Retention (:func:`purge_expired`) deletes sessions older than ``Settings.transcript_retention_days`` and the
 recorded audio of sessions older than ``Settings.audio_retention_days``.
@@ -23,7 +24,7 @@ from pathlib import Path
 from ..errors import SessionNotFound, StoreError
 from ..settings import Settings
 from ..store.sessions import RelabelRecord, SessionStore, UtteranceRecord
-from ..stream.events import Final, SpeakerRelabeled
+from ..stream.events import Final, SentimentMark, SentimentUpdate, SpeakerRelabeled
 
 log = logging.getLogger(__name__)
 
@@ -33,10 +34,12 @@ DAY_S = 86_400.0
 def utterance_record(event: Final, session_id: str, room: str, seq: int) -> UtteranceRecord:
     """The stored form of a final (times stay on the call's clock, seconds)."""
     words = [w.model_dump(mode="json") for w in event.words] if event.words else None
+    mark = event.sentiment
     return UtteranceRecord(session_id=session_id, room=room, seq=seq, start=event.start, end=event.end,
                            speaker=event.speaker, speaker_id=event.speaker_id, speaker_kind=event.speaker_kind,
                            score=event.score, text=event.text, language=event.language, words=words,
-                           created_at=event.server_time)
+                           created_at=event.server_time, utterance_id=event.utterance_id, turn=event.turn,
+                           sentiment_label=mark.label if mark else None, sentiment_score=mark.score if mark else None)
 
 
 def relabel_record(event: SpeakerRelabeled, session_id: str | None, room: str, seq: int) -> RelabelRecord:
@@ -47,10 +50,13 @@ def relabel_record(event: SpeakerRelabeled, session_id: str | None, room: str, s
 
 def final_of(rec: UtteranceRecord, utterance_id: int) -> Final:
     """A stored utterance as the ``final`` event it was sent as (``utterance_id`` renumbered, ``speaker_reason``
-    ``stored``: the reason is not kept)."""
+    ``stored``: the reason is not kept), with its ``sentiment`` when one was stored."""
+    mark = None
+    if rec.sentiment_label is not None and rec.sentiment_score is not None:
+        mark = SentimentMark(label=rec.sentiment_label, score=min(1.0, max(0.0, rec.sentiment_score)))
     return Final(utterance_id=utterance_id, start=rec.start, end=rec.end, speaker=rec.speaker,
                  speaker_id=rec.speaker_id, speaker_kind=rec.speaker_kind, score=rec.score, speaker_reason="stored",
-                 text=rec.text, language=rec.language, words=rec.words, server_time=rec.created_at)
+                 text=rec.text, language=rec.language, words=rec.words, server_time=rec.created_at, sentiment=mark)
 
 
 def relabel_of(rec: RelabelRecord) -> SpeakerRelabeled:
@@ -109,6 +115,10 @@ class SessionRecorder:
     def final(self, event: Final, session_id: str) -> None:
         self.seq += 1
         self._guard(self.store.add_utterance, utterance_record(event, session_id, self.room, self.seq))
+
+    def sentiment(self, event: SentimentUpdate, session_id: str) -> None:
+        """Store a final's sentiment onto its row (a final without text was never stored: nothing to do)."""
+        self._guard(self.store.set_sentiment, session_id, event.utterance_id, event.turn, event.label, event.score)
 
     def relabel(self, event: SpeakerRelabeled, session_id: str | None) -> None:
         self.seq += 1

@@ -7,16 +7,20 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import StoreError
 from ..speaker.clusters import ANON_PREFIX, AnonymousSpeakers
-from ..stream.events import Event, Final, SpeakerRelabeled
+from ..stream.events import Event, Final, SentimentUpdate, SpeakerRelabeled
 from .durable import SessionRecorder
 from .hub import RoomState, Subscriber
 
 log = logging.getLogger(__name__)
+
+AWAITING_SENTIMENT = 256
+"""Recent finals per room whose ``sentiment`` update may still come (to mark them in the backlog)."""
 
 
 @dataclass
@@ -31,10 +35,12 @@ class MemoryRoom:
     callers: dict[str, str | None] = field(default_factory=dict)
     max_backlog: int = 10_000
     recorder: SessionRecorder | None = None
+    _awaiting: OrderedDict[tuple[str, int, int], Final] = field(default_factory=OrderedDict, init=False, repr=False)
 
     def publish(self, event: Event, peer_id: str, caller: str | None = None) -> None:
         """Send ``event`` (from call ``peer_id``) to every subscriber; finals with words and relabels are
-        first written to the database (when the room records) and kept in the backlog."""
+        first written to the database (when the room records) and kept in the backlog, and a ``sentiment``
+        update is first stored onto its final (in the database and in the backlog)."""
         kept = (isinstance(event, Final) and event.text.strip()) or isinstance(event, SpeakerRelabeled)
         if kept:
             if self.recorder is not None:
@@ -44,10 +50,27 @@ class MemoryRoom:
                     self.recorder.relabel(event, peer_id if peer_id in self.callers else None)
             self.backlog.append(event)
             del self.backlog[: -self.max_backlog]
+            if isinstance(event, Final):
+                self._awaiting[(peer_id, event.utterance_id, event.turn)] = event
+                while len(self._awaiting) > AWAITING_SENTIMENT:
+                    self._awaiting.popitem(last=False)
+        elif isinstance(event, SentimentUpdate):
+            self._mark(event, peer_id)
         message = {**event.model_dump(mode="json"), "peer_id": peer_id}
         if caller is not None:
             message["caller"] = caller
         self._send(message)
+
+    def _mark(self, update: SentimentUpdate, peer_id: str) -> None:
+        if self.recorder is not None:
+            self.recorder.sentiment(update, peer_id)
+        final = self._awaiting.pop((peer_id, update.utterance_id, update.turn), None)
+        if final is None:
+            return
+        for i in range(len(self.backlog) - 1, -1, -1):
+            if self.backlog[i] is final:
+                self.backlog[i] = final.model_copy(update={"sentiment": update.mark})
+                return
 
     def _send(self, message: dict) -> None:
         for subscriber in list(self.subscribers.values()):

@@ -13,10 +13,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..compute.runtime import SpeechRuntime
-from ..errors import InvalidName, NameTaken, NotAnonymous, ProfileConflict, ProfileError, SpeakerNotFound
+from ..errors import SpeakerNotFound
 from ..speaker.clusters import SpeakerSummary
 from ..speaker.identity import SpeakerIdentity
-from ..speaker.profile import check_name
+from ..speaker.profile import check_speaker_name
 from ..stream.events import SpeakerRelabeled
 from .hub import Room, RoomHub
 
@@ -65,31 +65,13 @@ class SpeakerNaming:
             current = speakers.find(speaker_id)
         except KeyError:
             raise SpeakerNotFound(f"no speaker {speaker_id!r} in room {room_name!r}") from None
-        if current.identity.kind != "anonymous":
-            raise NotAnonymous(f"{speaker_id} is the voice profile {current.identity.label!r}; rename the profile")
-        try:
-            name = check_name(name)
-        except ProfileError as exc:
-            raise InvalidName(str(exc)) from None
         others = speakers.labels_in_use() - {current.identity.label.lower()}
-        if name.lower() in others:
-            raise NameTaken(f"another speaker in room {room_name!r} is named {name!r}")
-        profile_exists = any(p.name.lower() == name.lower() for p in self.runtime.profiles())
-        if profile_exists and not (save and extend):
-            raise NameTaken(f"a voice profile is named {name!r}; save with extend to add this speech to it")
+        name = check_speaker_name(current.identity, name, others, f"room {room_name!r}")
+        self.runtime.check_unclaimed(name, extend=save and extend)
         if not save:
             relabel = speakers.name(speaker_id, name)
             return Named(SpeakerRelabeled.of(relabel.from_id, relabel.identity, relabel.reason), None)
         embedding, speech_s = speakers.voiceprint(speaker_id)
-        need = self.runtime.settings.min_enroll_speech_s
-        if speech_s < need:
-            raise ProfileError(f"only {speech_s:.1f} s of this speaker's speech so far; {need:.1f} s are needed "
-                               "to save a voice profile (name it without saving, or save later)")
-        try:
-            profile = self.runtime.store.enroll(name, embedding, speech_s, f"named in room {room_name}",
-                                                append=extend)
-        except ProfileConflict as exc:
-            raise NameTaken(str(exc)) from None
-        self.runtime.invalidate_profiles()
+        profile = self.runtime.save_voice(name, embedding, speech_s, f"named in room {room_name}", extend=extend)
         relabel = speakers.link(speaker_id, SpeakerIdentity.profile(profile.id, profile.name))
         return Named(SpeakerRelabeled.of(relabel.from_id, relabel.identity, relabel.reason), profile.id)

@@ -10,7 +10,7 @@ Profile names compare case-insensitively through :class:`folded` (ASCII-only ``l
 
 from __future__ import annotations
 
-from sqlalchemy import REAL, Column, Double, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text
+from sqlalchemy import REAL, Boolean, Column, Double, ForeignKey, Index, Integer, LargeBinary, MetaData, Table, Text
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -88,6 +88,10 @@ utterances = Table(
     Column("language", Text, nullable=True),
     Column("words", Text, nullable=True),
     Column("created_at", SECONDS, nullable=False),
+    Column("utterance_id", Integer, nullable=True),  # 0003
+    Column("turn", Integer, nullable=True),  # 0003
+    Column("sentiment_label", Text, nullable=True),  # 0003
+    Column("sentiment_score", SECONDS, nullable=True),  # 0003
     Index("utterances_session_seq", "session_id", "seq"),
     Index("utterances_room_seq", "room", "seq"),
 )
@@ -118,4 +122,41 @@ profile_events = Table(
     Column("detail", Text, nullable=True),  # JSON
     Column("created_at", SECONDS, nullable=False),
     Index("profile_events_profile", "profile_id"),
+)
+
+# -- 0003: recording-analysis jobs ----------------------------------------------------------------------------------
+jobs = Table(
+    "jobs", metadata,
+    Column("id", Text, primary_key=True),
+    Column("status", Text, nullable=False),
+    Column("stage", Text, nullable=False),
+    Column("progress", SECONDS, nullable=False),
+    Column("message", Text, nullable=True),
+    Column("filename", Text, nullable=False),
+    Column("source_path", Text, nullable=False),
+    Column("owned", Boolean, nullable=False),
+    Column("options", Text, nullable=False),
+    Column("created_at", SECONDS, nullable=False),
+    Column("started_at", SECONDS, nullable=True),
+    Column("finished_at", SECONDS, nullable=True),
+    Column("duration_s", SECONDS, nullable=True),
+    Column("runs", Integer, nullable=False),
+    Column("worker", Text, nullable=True),
+    Column("error_code", Text, nullable=True),
+    Column("error_message", Text, nullable=True),
+    Column("result", Text, nullable=True),
+    Column("callback_url", Text, nullable=True),
+    Column("callback_attempts", Integer, nullable=False),
+    Column("callback_delivered_at", SECONDS, nullable=True),
+    Column("callback_error", Text, nullable=True),
+    Index("jobs_created", "created_at"),
+    Index("jobs_status", "status"),
+)
+
+job_voices = Table(
+    "job_voices", metadata,
+    Column("job_id", Text, ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("speaker_id", Text, primary_key=True),
+    Column("embedding", LargeBinary, nullable=False),
+    Column("speech_s", SECONDS, nullable=False),
 )

@@ -7,7 +7,9 @@ Schema (:mod:`.schema`)::
     utterances(id INTEGER PK, session_id → sessions(id) ON DELETE CASCADE, room TEXT, seq INTEGER,
                start REAL, "end" REAL, speaker TEXT, speaker_id TEXT NULL, speaker_kind TEXT, score REAL NULL,
                text TEXT, language TEXT NULL, words TEXT NULL  -- JSON
-               created_at REAL)
+               created_at REAL,
+               utterance_id INTEGER NULL, turn INTEGER NULL,  -- 0003: the stream's numbering of the final
+               sentiment_label TEXT NULL, sentiment_score REAL NULL)  -- 0003: its sentiment update
     relabels(id INTEGER PK, room TEXT, seq INTEGER, session_id → sessions(id) ON DELETE SET NULL,
              from_id TEXT, speaker TEXT, speaker_id TEXT NULL, speaker_kind TEXT, reason TEXT, created_at REAL)
 
@@ -40,7 +42,9 @@ from .schema import relabels, sessions, utterances
 @dataclass(frozen=True)
 class UtteranceRecord:
     """One final of a session: ``start`` / ``end`` in seconds from the start of the call, ``created_at`` Unix
-    seconds, ``words`` each ``{"start", "end", "word", "probability"}`` (times like ``start``) or ``None``."""
+    seconds, ``words`` each ``{"start", "end", "word", "probability"}`` (times like ``start``) or ``None``.
+    ``utterance_id`` / ``turn`` are the stream's numbering of the final (what a later update names; ``None`` for
+    rows written before migration 0003); ``sentiment_label`` / ``sentiment_score`` its sentiment, once known."""
 
     session_id: str
     room: str
@@ -55,6 +59,10 @@ class UtteranceRecord:
     language: str | None
     words: list[dict] | None
     created_at: float
+    utterance_id: int | None = None
+    turn: int | None = None
+    sentiment_label: str | None = None
+    sentiment_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,8 @@ class PurgeResult:
 
 
 _UTTERANCE_COLUMNS = ("session_id", "room", "seq", "start", "end", "speaker", "speaker_id", "speaker_kind", "score",
-                      "text", "language", "words", "created_at")
+                      "text", "language", "words", "created_at", "utterance_id", "turn", "sentiment_label",
+                      "sentiment_score")
 _RELABEL_COLUMNS = ("room", "seq", "session_id", "from_id", "speaker", "speaker_id", "speaker_kind", "reason",
                     "created_at")
 
@@ -157,10 +166,27 @@ class SessionStore:
         values = {c: getattr(rec, c) for c in _UTTERANCE_COLUMNS}
         for c in ("start", "end", "created_at"):
             values[c] = float(values[c])  # also numpy scalars, which the drivers do not bind
-        values["score"] = None if rec.score is None else float(rec.score)
+        for c in ("score", "sentiment_score"):
+            values[c] = None if values[c] is None else float(values[c])
         values["words"] = None if rec.words is None else json.dumps(rec.words, ensure_ascii=False, default=_plain)
         with self._db.write() as conn:
             conn.execute(insert(utterances).values(values))
+
+    def set_sentiment(self, session_id: str, utterance_id: int, turn: int, label: str, score: float) -> bool:
+        """Store the sentiment of the session's final ``utterance_id`` / ``turn`` (a single ``UPDATE``; the last
+        row of that numbering wins, should a stream ever reuse it).
+
+        Returns:
+            whether such a final was found (False: none, e.g. it had no text and was not stored).
+        Raises:
+            StoreError: busy or unwritable database.
+        """
+        last = (select(func.max(utterances.c.id))
+                .where(utterances.c.session_id == session_id, utterances.c.utterance_id == int(utterance_id),
+                       utterances.c.turn == int(turn)).scalar_subquery())
+        with self._db.write() as conn:
+            return conn.execute(update(utterances).where(utterances.c.id == last)
+                                .values(sentiment_label=label, sentiment_score=float(score))).rowcount > 0
 
     def add_relabel(self, rec: RelabelRecord) -> None:
         """Append one relabel of the room's speakers (a single ``INSERT``).
@@ -357,7 +383,8 @@ def _session(row: Any) -> SessionRecord:
 def _utterance(row: Any) -> UtteranceRecord:
     return UtteranceRecord(row.session_id, row.room, row.seq, row.start, row.end, row.speaker, row.speaker_id,
                            row.speaker_kind, row.score, row.text, row.language,
-                           None if row.words is None else json.loads(row.words), row.created_at)
+                           None if row.words is None else json.loads(row.words), row.created_at,
+                           row.utterance_id, row.turn, row.sentiment_label, row.sentiment_score)
 
 
 def _relabel(row: Any) -> RelabelRecord:

@@ -36,9 +36,14 @@ from . import events
 
 Progress = Callable[[float], None]
 """Called with the seconds of audio the current stage has processed so far."""
+Transcribe = Callable[[np.ndarray, "str | None"], AsrResult]
+"""Decodes one region: ``(float32[n] 16 kHz, language or None) → AsrResult`` with word timings."""
 Stage = Callable[[str, float], None]
 """Called as ``on_stage(name, total_s)`` when a stage begins: ``decode``, ``diarize``, ``transcribe``."""
 
+DIARIZE_STEP_SHARE = {"segmentation": 0.15, "embeddings": 0.85}
+"""How the diarization stage's progress is split between pyannote's two reporting steps (segmentation first):
+roughly their shares of the stage's time on a 2-core CPU (``pyannote_sample.wav``: 4.7 s of 52 s under load)."""
 MAX_REGION_S = 28.0
 """Longest stretch given to Whisper at once (its window is 30 s; the rest is padding)."""
 MAX_PACK_GAP_S = 2.0
@@ -72,6 +77,9 @@ class DiarizedTranscript:
         speakers: per-speaker totals, by first appearance.
         identities: final ``speaker`` label → :class:`SpeakerIdentity`.
         duration_s: the file's length in seconds.
+        voices: ``speaker_id`` → (the cluster's centroid ``float32[192]``, L2-normalised; its talk time in seconds),
+            for saving a speaker as a voice profile afterwards.
+        audio: the decoded recording, ``float32[n]`` at 16 kHz (for features computed afterwards).
     """
 
     finals: list[events.Final]
@@ -79,6 +87,8 @@ class DiarizedTranscript:
     speakers: list[SpeakerTotal] = field(default_factory=list)
     identities: dict[str, SpeakerIdentity] = field(default_factory=dict)
     duration_s: float = 0.0
+    voices: dict[str, tuple[np.ndarray, float]] = field(default_factory=dict)
+    audio: np.ndarray | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)
@@ -176,7 +186,9 @@ class _Turns:
         if i >= 0 and self.turns[i][0] <= t < self.turns[i][1]:
             return self.turns[i][2]
         near = [k for k in (i, i + 1) if 0 <= k < len(self.turns)]
-        return min(near, key=lambda k: max(self.turns[k][0] - t, t - self.turns[k][1]))[2] if near else None
+        if not near:
+            return None
+        return self.turns[min(near, key=lambda k: max(self.turns[k][0] - t, t - self.turns[k][1]))][2]
 
 
 def decode(path: str | Path, progress: Progress | None = None) -> np.ndarray:
@@ -197,7 +209,7 @@ def decode(path: str | Path, progress: Progress | None = None) -> np.ndarray:
 def diarize_file(runtime: SpeechRuntime, path: str | Path, *, language: str | None = None,
                  num_speakers: int | None = None, min_speakers: int | None = None, max_speakers: int | None = None,
                  progress: Progress | None = None, on_stage: Stage | None = None,
-                 diarizer: Diarizer | None = None) -> DiarizedTranscript:
+                 diarizer: Diarizer | None = None, asr: Transcribe | None = None) -> DiarizedTranscript:
     """Diarize then transcribe one file (see the module docstring).
 
     Args:
@@ -207,6 +219,9 @@ def diarize_file(runtime: SpeechRuntime, path: str | Path, *, language: str | No
         progress: seconds of audio processed in the current stage (see ``on_stage``).
         on_stage: told when each stage starts.
         diarizer: a loaded :class:`Diarizer` to reuse; None = build one sharing the runtime's CAM++.
+        asr: decodes one region (``float32[n]`` 16 kHz, language) with word timings; None = the runtime's Whisper
+            directly, ``asr_workers`` regions at a time. Analysis jobs pass one that queues each region on the
+            shared worker pool behind live calls' work (:class:`server.compute.jobs.AnalysisJob`).
 
     Raises:
         AudioDecodeError: the file is not decodable audio.
@@ -225,15 +240,20 @@ def diarize_file(runtime: SpeechRuntime, path: str | Path, *, language: str | No
     _stage(on_stage, "diarize", duration)
 
     def diarize_progress(step: str, completed: int, total: int) -> None:
-        if progress is not None and step == "embeddings" and total:
-            progress(duration * completed / total)
+        if progress is None or step not in DIARIZE_STEP_SHARE or not total:
+            return
+        steps = list(DIARIZE_STEP_SHARE)  # in the order pyannote runs them
+        before = sum(DIARIZE_STEP_SHARE[k] for k in steps[: steps.index(step)])
+        progress(duration * (before + DIARIZE_STEP_SHARE[step] * completed / total))
 
     diarization = diarizer.diarize(audio, num_speakers=num_speakers, min_speakers=min_speakers,
                                    max_speakers=max_speakers, progress=diarize_progress)
     named = name_clusters(diarization, runtime.profiles(), runtime.settings.speaker_threshold)
     _stage(on_stage, "transcribe", duration)
-    finals = _transcribe(runtime, audio, diarization, named, language, progress)
-    return _assemble(diarization, named, finals, duration)
+    finals = _transcribe(runtime, audio, diarization, named, language, progress, asr)
+    transcript = _assemble(diarization, named, finals, duration)
+    transcript.audio = audio
+    return transcript
 
 
 def _stage(on_stage: Stage | None, name: str, total: float) -> None:
@@ -243,19 +263,23 @@ def _stage(on_stage: Stage | None, name: str, total: float) -> None:
 
 def _transcribe(runtime: SpeechRuntime, audio: np.ndarray, diarization: Diarization,
                 named: dict[str, ClusterIdentity], language: str | None,
-                progress: Progress | None) -> list[events.Final]:
+                progress: Progress | None, asr: Transcribe | None) -> list[events.Final]:
     regions = speech_regions(diarization)
     duration = audio.size / SAMPLE_RATE
+    if asr is None:
+        def asr(clip: np.ndarray, language: str | None) -> AsrResult:
+            return runtime.asr.transcribe(clip, language=language, word_timestamps=True)
 
     def run(region: tuple[float, float]) -> tuple[float, AsrResult]:
         a = max(0.0, region[0] - REGION_PAD_S)
         b = min(duration, region[1] + REGION_PAD_S)
         clip = audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]
-        return a, runtime.asr.transcribe(clip, language=language, word_timestamps=True)
+        return a, asr(clip, language)
 
     turns = _Turns(diarization)
     finals: list[events.Final] = []
-    with ThreadPoolExecutor(max_workers=max(1, runtime.settings.asr_workers)) as pool:
+    workers = max(1, runtime.settings.asr_workers) if asr is None else 1
+    with ThreadPoolExecutor(max_workers=workers) as pool:
         for uid, ((_, end), (offset, result)) in enumerate(zip(regions, pool.map(run, regions), strict=True)):
             finals.extend(_region_finals(uid, offset, result, turns, named))
             if progress is not None:
@@ -293,10 +317,13 @@ def _assemble(diarization: Diarization, named: dict[str, ClusterIdentity], final
     labels = {c: n.identity.label for c, n in named.items()}
     annotation = diarization.annotation.rename_labels(mapping=labels)
     totals = []
+    voices = {}
     for c, n in named.items():
         mine = [f for f in finals if f.speaker_id == n.identity.id]
         talk = sum(s.duration for s in diarization.annotation.label_timeline(c).support())
+        if c in diarization.centroids and n.identity.id is not None:
+            voices[n.identity.id] = (np.asarray(diarization.centroids[c], np.float32), round(talk, 3))
         totals.append(SpeakerTotal(n.identity.label, n.identity.id, n.identity.kind, round(talk, 3), len(mine),
                                    sum(len(f.words or ()) for f in mine)))
     return DiarizedTranscript(finals, annotation, totals, {n.identity.label: n.identity for n in named.values()},
-                              duration)
+                              duration, voices)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 from ..asr.types import Word
 from ..speaker.identity import SpeakerIdentity, SpeakerKind
 
-__all__ = ["EVENT_ADAPTER", "Event", "Final", "Word", "relabeled"]
+__all__ = ["EVENT_ADAPTER", "Event", "Final", "SentimentMark", "SentimentUpdate", "Word", "relabeled"]
 
 
 class _Event(BaseModel):
@@ -42,6 +42,17 @@ class Partial(_Event):
     server_time: float = Field(default_factory=time.time)
 
 
+SentimentLabel = Literal["positive", "negative", "neutral"]
+
+
+class SentimentMark(BaseModel):
+    """A final's sentiment: ``label`` and ``score``, the classifier's confidence in it (0..1)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    label: SentimentLabel
+    score: float = Field(ge=0, le=1)
+
+
 class Final(_Event):
     """The result of one finished utterance.
 
@@ -57,6 +68,8 @@ class Final(_Event):
     ``no_speech`` for a final whose text the guards emptied).
     When two people spoke back to back inside one utterance, it comes as several finals with the same
     ``utterance_id`` and ``turn`` 0, 1, …; ``last_turn`` marks the last of them (the utterance is settled).
+    ``sentiment`` is None as the final is sent live (its sentiment follows as a :class:`SentimentUpdate`);
+    finals read back (file mode, a room's backlog, stored sessions) carry it once it is known.
     """
 
     type: Literal["final"] = "final"
@@ -75,6 +88,7 @@ class Final(_Event):
     words: list[Word] | None = None
     end_reason: Literal["silence", "max_length", "stream_end"] = "silence"
     server_time: float = Field(default_factory=time.time)
+    sentiment: SentimentMark | None = None
 
     @property
     def identity(self) -> SpeakerIdentity:
@@ -102,6 +116,23 @@ class SpeakerRelabeled(_Event):
     def of(cls, from_id: str, identity: SpeakerIdentity, reason: str) -> SpeakerRelabeled:
         return cls(from_id=from_id, speaker=identity.label, speaker_id=identity.id or "",
                    speaker_kind=identity.kind, reason=reason)
+
+
+class SentimentUpdate(_Event):
+    """The sentiment of an earlier final (the one of this stream with the same ``utterance_id`` and ``turn``),
+    sent once it is known so that the final itself is never delayed. At most one per final; none for finals
+    without text, in an unsupported language, or with sentiment turned off (``Settings.sentiment``).
+    ``score`` is the classifier's confidence in ``label`` (0..1)."""
+
+    type: Literal["sentiment"] = "sentiment"
+    utterance_id: int
+    turn: int = 0
+    label: SentimentLabel
+    score: float = Field(ge=0, le=1)
+
+    @property
+    def mark(self) -> SentimentMark:
+        return SentimentMark(label=self.label, score=self.score)
 
 
 class EnrollmentStarted(_Event):
@@ -144,8 +175,8 @@ class Error(_Event):
 
 
 Event = Annotated[
-    SpeechStarted | Partial | Final | SpeakerRelabeled | EnrollmentStarted | EnrollmentCompleted | EnrollmentFailed
-    | Transcription | Error,
+    SpeechStarted | Partial | Final | SpeakerRelabeled | SentimentUpdate | EnrollmentStarted | EnrollmentCompleted
+    | EnrollmentFailed | Transcription | Error,
     Field(discriminator="type"),
 ]
 EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
@@ -153,7 +184,9 @@ EVENT_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 def relabeled(stream: Iterable[Event]) -> list[Final]:
     """The finals of an event stream as they stand after every later :class:`SpeakerRelabeled` (what a page
-    shows at the end of a call; what file mode writes). A relabel applies to the finals before it."""
+    shows at the end of a call; what file mode writes). A relabel applies to the finals before it; a
+    :class:`SentimentUpdate` sets the ``sentiment`` of the latest earlier final with its ``utterance_id`` and
+    ``turn`` (the events of one stream)."""
     finals: list[Final] = []
     for event in stream:
         if isinstance(event, Final):
@@ -161,5 +194,11 @@ def relabeled(stream: Iterable[Event]) -> list[Final]:
         elif isinstance(event, SpeakerRelabeled):
             update = {"speaker": event.speaker, "speaker_id": event.speaker_id, "speaker_kind": event.speaker_kind}
             finals = [f.model_copy(update=update) if f.speaker_id == event.from_id else f for f in finals]
+        elif isinstance(event, SentimentUpdate):
+            for i in range(len(finals) - 1, -1, -1):
+                f = finals[i]
+                if f.utterance_id == event.utterance_id and f.turn == event.turn:
+                    finals[i] = f.model_copy(update={"sentiment": event.mark})
+                    break
     return finals
 """Validates a dict or JSON into the right event class: ``EVENT_ADAPTER.validate_json(raw)``."""

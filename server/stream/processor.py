@@ -6,7 +6,11 @@ thread completed the work (wrap the sink with ``loop.call_soon_threadsafe`` in a
 
 Per utterance the sink sees ``speech_started``, zero or more ``partial`` (only while a worker is idle:
 partials never delay finals; a partial still pending when its final is queued is dropped), then one
-``final``. Between ``enroll_start(name)`` and ``enroll_stop()`` utterances are collected as enrollment
+``final``, and, once the final has been handed to the sink and its text classified, one ``sentiment`` update for
+it (a :class:`~server.compute.jobs.SentimentJob`, when ``Settings.sentiment`` is on and the runtime has a
+classifier; none for finals without text, unsupported languages or a failed classification). Updates do not hold
+the order back: they reach the sink, one deliverer at a time, as soon as they are ready, always after their final.
+Between ``enroll_start(name)`` and ``enroll_stop()`` utterances are collected as enrollment
 speech instead of being transcribed, at most ``Settings.max_enroll_s`` of it: at that much the enrollment
 completes by itself, and speech until ``enroll_stop()`` is ignored.
 
@@ -30,7 +34,7 @@ import numpy as np
 
 from .. import SAMPLE_RATE
 from ..audio.vad import FrameClassifier, VadStream, make_classifier
-from ..compute.jobs import EnrollJob, FinalJob, PartialJob
+from ..compute.jobs import EnrollJob, FinalJob, PartialJob, SentimentJob
 from ..compute.runtime import SpeechRuntime, UtteranceResult
 from ..speaker.clusters import AnonymousSpeakers
 from ..speaker.identify import SpeakerDecision, SpeakerTracker
@@ -134,6 +138,8 @@ class StreamProcessor:
         self.observer = observer
         self.on_latency = on_latency
         self._slots: deque[_Slot] = deque()
+        self._updates: deque[events.Event] = deque()  # sentiment updates ready for the sink (out of slot order)
+        self.sentiment = s.sentiment and getattr(runtime, "sentiment", None) is not None
         self._lock = threading.Condition(threading.RLock())
         self._delivering = False
         self._pending: set[Future] = set()
@@ -262,19 +268,27 @@ class StreamProcessor:
         self.wait(timeout)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until all submitted work has been delivered to the sink; False on timeout."""
+        """Block until all submitted work has been delivered to the sink, the sentiment updates that delivering
+        finals started included; False on timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
-            pending = set(self._pending)
-        _, not_done = wait(pending, timeout=timeout)
-        self._pump()
-        with self._lock:  # another thread may still be handing events to the sink
-            while self._delivering:
-                left = None if deadline is None else deadline - time.monotonic()
-                if left is not None and left <= 0:
-                    return False
-                self._lock.wait(left)
-        return not not_done
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        while True:
+            with self._lock:
+                pending = set(self._pending)
+            _, not_done = wait(pending, timeout=left())
+            self._pump()
+            with self._lock:  # another thread may still be handing events to the sink
+                while self._delivering:
+                    if left() == 0.0:
+                        return False
+                    self._lock.wait(left())
+                if not self._pending and not self._slots and not self._updates:
+                    return True
+            if not_done or left() == 0.0:
+                return False
 
     # -- segmenter events → work ---------------------------------------------------------------
     # Called on the producer thread only. The processor lock guards the output order alone and is never
@@ -363,10 +377,14 @@ class StreamProcessor:
                 if self._delivering:
                     return
                 ready = self._take_ready()
-                if not ready:
+                updates = list(self._updates)
+                self._updates.clear()
+                if not ready and not updates:
                     return
                 self._delivering = True
             try:
+                for event in updates:
+                    self._send(event)
                 for slot in ready:
                     self._deliver(slot)
             finally:
@@ -380,10 +398,49 @@ class StreamProcessor:
         if isinstance(slot, _FinalSlot) and self.on_latency is not None:
             self.on_latency(time.monotonic() - slot.submitted)
         for event in self._materialise(slot):
-            try:
-                self.sink(event)
-            except Exception:  # a failing sink must not stop the stream
-                log.exception("event sink failed")
+            self._send(event)
+            if self.sentiment and isinstance(event, events.Final) and event.text.strip():
+                self._submit_sentiment(event)
+
+    def _send(self, event: events.Event) -> None:
+        try:
+            self.sink(event)
+        except Exception:  # a failing sink must not stop the stream
+            log.exception("event sink failed")
+
+    # -- sentiment updates (after their final; never hold the order back) ---------------------------
+    def _submit_sentiment(self, final: events.Final) -> None:
+        """Classify a delivered final's text on the pool (never blocking: this runs while delivering, often on
+        a worker thread); its update joins :attr:`_updates` when done."""
+        job = SentimentJob(text=final.text, language=final.language, turn=final.turn, stream_id=self.stream_id,
+                           utterance_id=final.utterance_id)
+        try:
+            fut = self.runtime.pool.submit(job)
+        except RuntimeError as exc:  # the pool is closed (shutting down): the final stands without sentiment
+            log.warning("sentiment not submitted", extra={"stream": self.stream_id, "error": str(exc)})
+            return
+        if fut is None:
+            return
+        with self._lock:
+            self._pending.add(fut)
+        fut.add_done_callback(lambda f: self._on_sentiment(f, final.utterance_id, final.turn))
+
+    def _on_sentiment(self, fut: Future, utterance_id: int, turn: int) -> None:
+        update = None
+        try:
+            result = fut.result()
+            if result is not None:
+                score = round(min(1.0, max(0.0, float(result.score))), 4)
+                update = events.SentimentUpdate(utterance_id=utterance_id, turn=turn, label=result.label,
+                                                score=score)
+        except Exception:  # a failing classifier costs the update, never the stream
+            log.warning("sentiment failed", exc_info=True, extra={"stream": self.stream_id,
+                                                                   "utterance": utterance_id})
+        with self._lock:
+            if update is not None:
+                self._updates.append(update)
+            self._pending.discard(fut)
+        self._pump()
 
     def _materialise(self, slot: _Slot) -> list[events.Event]:
         if isinstance(slot, _ReadySlot):

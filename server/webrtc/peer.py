@@ -39,7 +39,7 @@ from .ice import IceServers, rtc_configuration
 
 log = logging.getLogger(__name__)
 
-_ROOM_EVENTS = (events.SpeechStarted, events.Partial, events.Final, events.SpeakerRelabeled)
+_ROOM_EVENTS = (events.SpeechStarted, events.Partial, events.Final, events.SpeakerRelabeled, events.SentimentUpdate)
 """What the whole room sees; enrollment results, errors and acknowledgements go to the caller alone."""
 
 

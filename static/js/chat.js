@@ -13,14 +13,20 @@
 // sends `name_speaker`; `speaker_named` and the naming errors come back through `handle` too.
 //
 // The history page shows a stored session with `showStored(utterances)`: the same bubbles, read-only.
+//
+// Sentiment: a `sentiment` event (after its final: same peer_id, utterance_id and turn) puts a small coloured
+// dot with its label on the bubble (the score in the tooltip); finals that already carry `sentiment` (a backlog,
+// a stored session) get it at once. A stats line above the chat (created here, before the `.chat-wrap`) keeps
+// the running counts for the session and per speaker: "positive: 12 (60 %) / negative: 3 (15 %)".
 
 import { $, el, showBanner } from "./ui.js";
 
 const UNKNOWN = "unknown";
+const SENTIMENTS = ["positive", "neutral", "negative"];
 const COLOURS = 8;
 /** Error codes that answer a `name_speaker` (older servers answer it with the generic ones). */
 const NAMING_ERRORS = new Set(["not_found", "name_taken", "invalid_name", "not_in_room", "not_anonymous",
-  "unknown_type", "invalid_message", "listen_only", "forbidden"]);
+  "unknown_type", "invalid_message", "listen_only", "forbidden", "profile_error"]);
 
 /** The stable key of a final's speaker: its `speaker_id`, or one shared key for every unknown voice. */
 export function speakerKey(msg) {
@@ -54,6 +60,9 @@ export class ChatView {
     this.pending = new Map(); // peer:utterance → element
     this.anchors = new Map(); // peer:utterance → last element placed for it
     this.seen = new Set(); // peer:utterance:turn of finals shown
+    this.nodes = new Map(); // peer:utterance:turn → the final's bubble (for its sentiment update)
+    this.marks = new Map(); // peer:utterance:turn → a sentiment that came before its final was shown
+    this.stats = this._statsLine();
     this.editor = null; // the open name editor: {speakerId, form, request}
     this.naming = true; // whether this connection may name speakers (`ready`'s grants); see allowNaming()
     this.stick = true; // follow the newest bubble
@@ -87,6 +96,7 @@ export class ChatView {
     if (msg.type === "speech_started" || msg.type === "partial") changed = this._pending(msg);
     else if (msg.type === "final") changed = this._final(msg);
     else if (msg.type === "speaker_relabeled") changed = this._relabel(msg);
+    else if (msg.type === "sentiment") changed = this._sentiment(msg);
     else return false;
     if (changed) this._changed(follow);
     return true;
@@ -110,6 +120,8 @@ export class ChatView {
     this.pending.clear();
     this.anchors.clear();
     this.seen.clear();
+    this.nodes.clear();
+    this.marks.clear();
     this.speakers.clear();
     this.renames.clear();
     this.nextSlot = 0;
@@ -240,6 +252,7 @@ export class ChatView {
   // -- internals ------------------------------------------------------------------------------
   _changed(follow) {
     if (this.empty) this.empty.hidden = this.scroller.querySelector(".msg") !== null;
+    this._renderStats();
     if (follow) this.scrollToEnd();
     else if (this.jump) this.jump.hidden = false;
     if (this.onChange) this.onChange(this);
@@ -274,6 +287,75 @@ export class ChatView {
     nodes.forEach((node) => this._applySpeaker(node, { ...node.final, ...to }));
     if (this.editor && this.editor.speakerId === msg.from_id) this.closeEditor();
     return nodes.length > 0;
+  }
+
+  // -- sentiment ------------------------------------------------------------------------------
+  _sentiment(msg) {
+    if (!SENTIMENTS.includes(msg.label)) return false;
+    const id = `${msg.peer_id || ""}:${msg.utterance_id}:${msg.turn || 0}`;
+    const mark = { label: msg.label, score: Number(msg.score) || 0 };
+    const node = this.nodes.get(id);
+    if (!node || !node.isConnected) {
+      if (!this.seen.has(id)) this.marks.set(id, mark); // its final is still to come (or was noise)
+      return false;
+    }
+    this._applySentiment(node, mark);
+    return true;
+  }
+
+  /** Mark `node`'s bubble with `mark` ({label, score}) and keep it on the final (the export writes it). */
+  _applySentiment(node, mark) {
+    node.final = { ...node.final, sentiment: mark };
+    node.dataset.sentiment = mark.label;
+    const score = `${Math.round(mark.score * 100)} %`;
+    const tag = el("span", { class: `sentiment ${mark.label}`, title: `Sentiment: ${mark.label} (confidence ${score})`,
+      "aria-label": `sentiment ${mark.label}, confidence ${score}` },
+    el("span", { class: "sentiment-dot", "aria-hidden": "true" }), mark.label);
+    const old = $(".sentiment", node);
+    if (old) old.replaceWith(tag);
+    else $(".meta", node).append(tag);
+  }
+
+  /** The stats line: made once, above the chat's scrolling area (every page that uses the chat gets it). */
+  _statsLine() {
+    const wrap = this.scroller.closest(".chat-wrap");
+    if (!wrap) return null;
+    const line = el("div", { class: "sentiment-stats", role: "group", "aria-label": "Sentiment", hidden: true });
+    wrap.before(line);
+    return line;
+  }
+
+  _renderStats() {
+    if (!this.stats) return;
+    const all = { n: 0, positive: 0, negative: 0, neutral: 0 };
+    const per = new Map(); // speakerKey → {label, slot, unknown, counts}
+    for (const node of this.scroller.querySelectorAll(".msg.final")) {
+      const who = speakerKey(node.final);
+      if (!per.has(who)) {
+        per.set(who, { label: node.dataset.speaker, slot: this._speaker(who).slot, unknown: who === UNKNOWN,
+          counts: { n: 0, positive: 0, negative: 0, neutral: 0 } });
+      }
+      const mark = node.final.sentiment;
+      if (!mark || !SENTIMENTS.includes(mark.label)) continue;
+      for (const c of [all, per.get(who).counts]) { c.n += 1; c[mark.label] += 1; }
+    }
+    if (!all.n) {
+      this.stats.hidden = true;
+      this.stats.replaceChildren();
+      return;
+    }
+    const item = (name, counts, cls) => el("li", { class: `sentiment-total ${cls}`, dataset: { speaker: name },
+      title: `${name}: ${counts.n} scored · neutral: ${share(counts, "neutral")}` },
+    el("span", { class: "who" }, name),
+    el("span", { class: "bar", "aria-hidden": "true" }, SENTIMENTS.map((label) => el("i", { class: label,
+      style: `flex-grow: ${counts[label]}` }))),
+    el("span", { class: "how" }, sentimentSummary(counts)));
+    const speakers = [...per.values()].filter((s) => s.counts.n).sort((a, b) => a.slot - b.slot);
+    this.stats.replaceChildren(
+      el("span", { class: "label" }, "Sentiment"),
+      el("ul", { class: "sentiment-totals" }, item("Session", all, "all"),
+        speakers.map((s) => item(s.label, s.counts, s.unknown ? "unknown" : `spk-${s.slot % COLOURS}`))));
+    this.stats.hidden = false;
   }
 
   _pending(msg) {
@@ -324,6 +406,12 @@ export class ChatView {
       this.scroller.append(node);
     }
     this.anchors.set(key, node); // later turns go after it; a late partial must not reopen the utterance
+    this.nodes.set(id, node);
+    const early = this.marks.get(id);
+    if (early) {
+      this.marks.delete(id);
+      this._applySentiment(node, early);
+    }
     return true;
   }
 
@@ -338,6 +426,7 @@ export class ChatView {
       el("div", { class: "meta" }, el("span", { class: "name" }), el("span", { class: "time" }, mmss(msg.start))),
       el("div", { class: "bubble" }, text)));
     this._applySpeaker(node, msg);
+    if (msg.sentiment && SENTIMENTS.includes(msg.sentiment.label)) this._applySentiment(node, msg.sentiment);
     return node;
   }
 
@@ -360,6 +449,16 @@ export class ChatView {
     $(".name", node).replaceWith(label);
     node.final = msg;
   }
+}
+
+/** "positive: 12 (60 %) / negative: 3 (15 %)" from {n, positive, negative, neutral} (shares of the scored). */
+export function sentimentSummary(counts) {
+  return `positive: ${share(counts, "positive")} / negative: ${share(counts, "negative")}`;
+}
+
+function share(counts, label) {
+  const n = counts[label] || 0;
+  return `${n} (${counts.n ? Math.round((100 * n) / counts.n) : 0} %)`;
 }
 
 function initials(name) {

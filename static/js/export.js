@@ -58,12 +58,33 @@ export function download(filename, text, mime = "text/plain") {
 
 const stampOf = (date) => date.toISOString().slice(0, 16).replace(/[-:]/g, "").replace("T", "-");
 
+/** The button text of each export format. */
+const FORMAT_LABELS = { txt: "Text", srt: "SRT", vtt: "WebVTT", json: "JSON", rttm: "RTTM" };
+
+/** Fill an empty export bar `<div data-formats="txt srt …">` with its label and one button per format. */
+function buildButtons(root) {
+  if (!root.dataset.formats || root.querySelector("[data-export]")) return;
+  const label = document.createElement("span");
+  label.className = "label";
+  label.textContent = "Export";
+  root.append(label);
+  for (const format of root.dataset.formats.split(/\s+/).filter(Boolean)) {
+    const button = document.createElement("button");
+    button.className = "btn btn-ghost btn-sm";
+    button.type = "button";
+    button.dataset.export = format;
+    button.textContent = FORMAT_LABELS[format] || format.toUpperCase();
+    root.append(button);
+  }
+}
+
 /**
- * The buttons with data-export="…" inside `root`: a click calls `fetchFile(format, now)` → {text, mime, filename?}
+ * The buttons with data-export="…" inside `root` (made from its data-formats when it has none): a click calls `fetchFile(format, now)` → {text, mime, filename?}
  * and downloads it (as `fallbackName(format, now)` when the server names no file). `enabled()` says whether
  * there is anything to export. Returns update(). A failure shows the page's banner and leaves the page as it is.
  */
 function wireButtons(root, { enabled, fetchFile, fallbackName, keep }) {
+  buildButtons(root);
   const buttons = [...root.querySelectorAll("[data-export]")];
   const busy = new Set();
   const update = () => {
@@ -125,5 +146,22 @@ export function wireSessionExport(root, session) {
       return `callscribe-${s.room || "call"}-${stampOf(new Date((s.started_at || 0) * 1000))}.${format}`;
     },
     keep: "The session is still here; try again.",
+  });
+}
+
+/**
+ * Wire the buttons with data-export="txt|srt|vtt|json|rttm" inside `root` to download the analysis of the
+ * finished recording job that `job()` returns ({id, status, filename, …} or null) through
+ * GET /api/jobs/{id}/export.
+ */
+export function wireJobExport(root, job) {
+  return wireButtons(root, {
+    enabled: () => { const j = job(); return Boolean(j && j.status === "done"); },
+    fetchFile: async (format) => {
+      const path = `/api/jobs/${encodeURIComponent(job().id)}/export?format=${SERVER_FORMATS[format] || format}`;
+      return fileFrom(await serverFetch(path), path);
+    },
+    fallbackName: (format) => `${(job().filename || "recording").replace(/\.[^.]+$/, "") || "recording"}.${format}`,
+    keep: "The analysis is still here; try again.",
   });
 }

@@ -5,7 +5,8 @@
 import { ChatView, speakerKey } from "./chat.js";
 import { wireSessionExport } from "./export.js";
 import { api, describeError, responseError, SERVER, serverFetch, tokenClaims } from "./net.js";
-import { $, el, hideBanner, showBanner, showError } from "./ui.js";
+import { clockTime, dayKey, dayName, dayTime, duration, plural } from "./format.js";
+import { $, askDialog, el, hideBanner, showBanner, showError } from "./ui.js";
 
 const COLOURS = 8;
 const params = new URLSearchParams(location.search);
@@ -24,36 +25,9 @@ const updateExport = wireSessionExport($("#export"), () => state.current);
 
 function updateCount() {
   const n = chat.finals().length;
-  $("#count").textContent = state.current && n ? `${n} message${n === 1 ? "" : "s"}` : "";
+  $("#count").textContent = state.current && n ? plural(n, "message") : "";
 }
 
-// -- words for times -------------------------------------------------------------------------
-const clock = new Intl.DateTimeFormat(undefined, { hour: "numeric", minute: "2-digit" });
-const dayFormat = new Intl.DateTimeFormat(undefined,
-  { weekday: "short", day: "numeric", month: "short", year: "numeric" });
-
-function dayKey(date) {
-  return `${date.getFullYear()}-${date.getMonth()}-${date.getDate()}`;
-}
-
-/** "Today", "Yesterday" or "Tue, 2 Dec 2025". */
-function dayName(date) {
-  const today = new Date();
-  const yesterday = new Date(today.getFullYear(), today.getMonth(), today.getDate() - 1);
-  if (dayKey(date) === dayKey(today)) return "Today";
-  if (dayKey(date) === dayKey(yesterday)) return "Yesterday";
-  return dayFormat.format(date);
-}
-
-/** "42 s", "3 min 12 s", "1 h 04 min". */
-function duration(seconds) {
-  const s = Math.max(0, Math.round(Number(seconds) || 0));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min${s % 60 ? ` ${s % 60} s` : ""}`;
-  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} min`;
-}
-
-const plural = (n, word) => `${n} ${word}${n === 1 ? "" : "s"}`;
 const started = (s) => new Date((Number(s.started_at) || 0) * 1000);
 const live = (s) => s.ended_at == null;
 
@@ -85,7 +59,7 @@ function sessionItem(s) {
     el("code", { class: "s-room" }, s.room || "—"),
     live(s) ? el("span", { class: "pill pill-live" }, "Live") : null,
     el("span", { class: "spacer" }),
-    el("time", { class: "s-time", datetime: when.toISOString() }, clock.format(when))),
+    el("time", { class: "s-time", datetime: when.toISOString() }, clockTime(when))),
   el("div", { class: "s-meta" }, facts.join(" · ")),
   speakers.length
     ? el("div", { class: "s-speakers" }, speakers.map((name) => el("span", { class: "chip" }, name)))
@@ -211,7 +185,7 @@ function showInfo(s, speakers) {
   $("#chat-title").textContent = "Transcript";
   $("#info-room").textContent = s.room || "—";
   const end = s.ended_at != null ? new Date(s.ended_at * 1000) : null;
-  const [from, to] = [clock.format(when), end && clock.format(end)];
+  const [from, to] = [clockTime(when), end && clockTime(end)];
   $("#info-when").textContent = `${dayName(when)}, ${from}${to && to !== from ? `–${to}` : ""}`;
   $("#info-duration").textContent = live(s) ? "in progress" : duration(s.duration_s);
   $("#info-caller").hidden = !s.caller;
@@ -314,14 +288,9 @@ function confirmDelete(s) {
   const when = started(s);
   const day = dayName(when);
   $("#delete-when").textContent = `from ${/^(Today|Yesterday)$/.test(day) ? day.toLowerCase() : day}, `
-    + clock.format(when);
+    + clockTime(when);
   $("#delete-audio").hidden = !s.has_audio;
-  return new Promise((resolve) => {
-    dialog.addEventListener("close", () => resolve(dialog.returnValue === "delete"), { once: true });
-    dialog.returnValue = "";
-    dialog.showModal();
-    dialog.querySelector("[data-action=cancel]").focus();
-  });
+  return askDialog(dialog).then((answer) => answer === "delete");
 }
 
 async function deleteSession() {
@@ -346,6 +315,68 @@ async function deleteSession() {
     button.disabled = false;
   }
 }
+
+// -- recordings (analysis jobs, GET /api/jobs): listed here too, each opens on the analysis page ----------------
+const JOB_STATUS = { queued: "Queued", running: "Analyzing", done: "Done", failed: "Failed", cancelled: "Cancelled" };
+const jobs = { loaded: false, list: [] };
+
+function jobItem(job) {
+  const created = new Date((Number(job.created_at) || 0) * 1000);
+  const status = job.status || "queued";
+  const facts = [job.duration_s != null ? duration(job.duration_s) : null,
+    status === "running" ? `${Math.round(Number(job.progress) || 0)} %` : null,
+    status === "failed" && job.error ? job.error.message : null].filter(Boolean);
+  return el("a", { class: `session job-item status-${status}`, href: `/analyze?job=${encodeURIComponent(job.id)}`,
+    dataset: { jobId: job.id, status } },
+  el("div", { class: "s-top" },
+    el("span", { class: "s-room job-name", title: job.filename || "" }, job.filename || "recording"),
+    el("span", { class: "spacer" }),
+    el("span", { class: `pill pill-${status}` }, JOB_STATUS[status] || status)),
+  el("div", { class: "s-meta" }, [dayTime(created), ...facts].join(" · ")));
+}
+
+async function loadRecordings() {
+  const empty = $("#jobs-empty");
+  try {
+    const body = await api("/api/jobs?limit=50");
+    jobs.list = (body && body.jobs) || [];
+    jobs.loaded = true;
+    $("#jobs").replaceChildren(...jobs.list.map(jobItem));
+    empty.hidden = jobs.list.length > 0;
+    empty.textContent = "No recordings yet. Analyze one to read it as a chat, with a speaker timeline.";
+  } catch (err) {
+    empty.hidden = false;
+    empty.textContent = err.name === "ApiError" && err.status === 404
+      ? "This server does not analyze recordings." : describeError(err).text;
+  }
+}
+
+/** Show the calls (sessions) or the recordings (analysis jobs) in the list; `?list=recordings` keeps it. */
+function showList(which) {
+  state.list = which === "recordings" ? "recordings" : "calls";
+  const recordings = state.list === "recordings";
+  $(".area-list").dataset.list = state.list;
+  document.querySelectorAll("#list-tabs .tab").forEach((tab) => {
+    const on = tab.dataset.list === state.list;
+    tab.setAttribute("aria-selected", String(on));
+    tab.tabIndex = on ? 0 : -1;
+  });
+  const url = new URL(location.href);
+  if (recordings) url.searchParams.set("list", "recordings"); else url.searchParams.delete("list");
+  history.replaceState(history.state, "", url.pathname + url.search + url.hash);
+  if (recordings) {
+    $("#list-title").textContent = "Recordings";
+    loadRecordings();
+  } else {
+    showFilter();
+    updateList();
+  }
+}
+
+$("#list-tabs").addEventListener("click", (e) => {
+  const tab = e.target.closest(".tab");
+  if (tab) showList(tab.dataset.list);
+});
 
 // -- wiring ----------------------------------------------------------------------------------
 $("#older").addEventListener("click", () => loadSessions());
@@ -372,5 +403,6 @@ $("#delete").addEventListener("click", deleteSession);
 $("#listen").addEventListener("click", listen);
 
 showFilter();
+if (params.get("list") === "recordings") showList("recordings");
 const wanted = /^#session=(.+)$/.exec(location.hash);
 loadSessions(true).then(() => { if (wanted) openSession(decodeURIComponent(wanted[1])); });

@@ -1,4 +1,4 @@
-// Small DOM helpers shared by both pages: element builder, error banner, connection badge.
+// Small DOM helpers shared by the pages: element builder, error banner, confirmation dialog, connection badge.
 
 import { describeError } from "./net.js";
 
@@ -41,6 +41,17 @@ export function showError(err) {
   const { title, text } = describeError(err);
   showBanner(title, text, err && err.name === "ServerBusy" ? "warn" : "error");
   console.warn("callscribe:", err);
+}
+
+/** Open the modal `dialog` (a <dialog> with a method=dialog form) with its [data-action=cancel] button focused;
+ * resolves to the value of the button that closed it ("" for Escape). */
+export function askDialog(dialog) {
+  return new Promise((resolve) => {
+    dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true });
+    dialog.returnValue = "";
+    dialog.showModal();
+    dialog.querySelector("[data-action=cancel]").focus();
+  });
 }
 
 export function hideBanner() {

@@ -25,6 +25,10 @@ def bubbles(page) -> list[dict]:
         side: e.classList.contains('side-left') ? 'left' : 'right'}))""")
 
 
+def sentiments(page) -> list[str | None]:
+    return page.eval_on_selector_all("#chat .msg.final", "els => els.map(e => e.dataset.sentiment || null)")
+
+
 def download_text(page, selector: str) -> tuple[str, str]:
     with page.expect_download() as info:
         page.click(selector)
@@ -52,9 +56,14 @@ def test_a_finished_call_is_in_the_history_reads_like_the_chat_exports_and_delet
     page.wait_for_selector("#state[data-state=live]", timeout=20_000)
     page.wait_for_function("() => !document.querySelector('#chat .msg.pending') && "
                            "document.querySelectorAll('#chat .msg.final').length >= 3", timeout=90_000)
+    # each final's sentiment update follows it: every bubble gets its mark, the stats line its counts
+    page.wait_for_function("() => [...document.querySelectorAll('#chat .msg.final')].every(e => e.dataset.sentiment)",
+                           timeout=30_000)
+    assert page.is_visible(".sentiment-stats") and "positive: " in page.inner_text(".sentiment-stats")
     page.click("#hangup")  # DELETE of the answer's session_url
     page.wait_for_selector("#state[data-state=ended]")
     live = bubbles(page)  # the chat as the call left it (any relabel applied)
+    live_marks = sentiments(page)
 
     # a second, silent call in the same room (its own fake microphone): the newest session, nothing said
     silent = launch(fake_mic_wav=write_wav(tmp_path / "silent.wav", np.zeros(20 * SR, np.float32)))
@@ -74,6 +83,8 @@ def test_a_finished_call_is_in_the_history_reads_like_the_chat_exports_and_delet
     session_id = first.get_attribute("data-session-id")
     status, detail = server.request("GET", f"/api/sessions/{session_id}")
     assert status == 200 and detail["session"]["room"] == room and detail["session"]["ended_at"] is not None
+    assert [u["sentiment"]["label"] for u in detail["utterances"]] == live_marks  # stored with each final
+    assert detail["sentiment"]["scored"] == len(live)
     assert re.search(r"\d+ (s|min)", first.inner_text()) and "in progress" not in first.inner_text()
     chips = first.locator(".chip").all_inner_texts()
     assert chips == list(dict.fromkeys(b["speaker"] for b in live)), (chips, live)
@@ -82,6 +93,7 @@ def test_a_finished_call_is_in_the_history_reads_like_the_chat_exports_and_delet
     first.click()
     page.wait_for_function("n => document.querySelectorAll('#chat .msg.final').length === n", arg=len(live))
     assert bubbles(page) == live
+    assert sentiments(page) == live_marks and page.is_visible(".sentiment-stats")
     assert page.inner_text("#info-room") == room
     assert page.locator("#info-speakers li").count() == len({b["speaker"] for b in live})
     assert page.inner_text("#count") == f"{len(live)} messages"

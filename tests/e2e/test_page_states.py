@@ -266,6 +266,13 @@ def test_naming_editor_relabels_and_esc_does_not_pause_the_call(server, launch, 
     page.wait_for_selector("#banner:not([hidden])")
     assert "Could not name the speaker" in page.inner_text("#banner")
     assert page.is_enabled(".name-editor input[type=text]")
+    # sentiment updates follow their finals: a dot on the bubble, running counts above the chat
+    feed(page, {"type": "sentiment", "utterance_id": 0, "turn": 0, "label": "neutral", "score": 0.62, "peer_id": "p1"},
+         {"type": "sentiment", "utterance_id": 1, "turn": 0, "label": "positive", "score": 0.88, "peer_id": "p1"},
+         {"type": "sentiment", "utterance_id": 3, "turn": 0, "label": "positive", "score": 0.7, "peer_id": "p1"})
+    assert page.eval_on_selector_all("#chat .msg.final", "els => els.map(e => e.dataset.sentiment || null)") == [
+        "neutral", "positive", None, "positive", None, None]
+    assert "positive: 2 (67 %) / negative: 0 (0 %)" in page.inner_text(".sentiment-stats")
     page.screenshot(path=str(ARTIFACTS / "naming-relabeled.png"), animations="disabled")
     page.set_viewport_size({"width": 390, "height": 844})
     page.screenshot(path=str(ARTIFACTS / "naming-relabeled-phone.png"), animations="disabled")
@@ -291,6 +298,29 @@ def test_room_view_names_speakers_too(server, launch, viewer_context):
     assert {"side-right", "spk-1"} <= set(speakers(viewer)[1]["classes"].split())
     viewer.screenshot(path=str(ARTIFACTS / "room-named-phone.png"), animations="disabled")
     assert json.dumps(viewer.evaluate("window.callscribe.chat.finals()[1].speaker")) == '"Bea"'
+
+    # sentiment: an update marks the bubble of its peer's final (not another caller's with the same numbers);
+    # finals from the backlog come with theirs; the stats line counts per session and per speaker
+    assert viewer.is_hidden(".sentiment-stats")  # nothing scored yet
+    feed(viewer, {"type": "sentiment", "utterance_id": 1, "turn": 0, "label": "negative", "score": 0.7, "peer_id": "p2"},
+         {"type": "sentiment", "utterance_id": 0, "turn": 0, "label": "positive", "score": 0.91, "peer_id": "p1"},
+         {"type": "sentiment", "utterance_id": 1, "turn": 0, "label": "negative", "score": 0.74, "peer_id": "p1"},
+         anon(2, 1, "Great, thanks for joining!", 5.0, peer=None, backlog=True,
+              sentiment={"label": "positive", "score": 0.83}))
+    marks = viewer.eval_on_selector_all("#chat .msg.final", """els => els.map(e => [e.dataset.sentiment || null,
+        e.querySelector('.sentiment') && e.querySelector('.sentiment').title])""")
+    assert marks == [["positive", "Sentiment: positive (confidence 91 %)"],
+                     ["negative", "Sentiment: negative (confidence 74 %)"],
+                     ["positive", "Sentiment: positive (confidence 83 %)"]]
+    totals = viewer.eval_on_selector_all(".sentiment-stats li", "els => els.map(e => e.innerText.replace(/\\s+/g, ' '))")
+    assert totals == ["Session positive: 2 (67 %) / negative: 1 (33 %)",
+                      "Speaker 1 positive: 2 (100 %) / negative: 0 (0 %)",
+                      "Bea positive: 0 (0 %) / negative: 1 (100 %)"]
+    assert viewer.evaluate("window.callscribe.chat.finals().map(f => f.sentiment && f.sentiment.label)") == [
+        "positive", "negative", "positive"]
+    viewer.screenshot(path=str(ARTIFACTS / "room-sentiment-phone.png"), animations="disabled")
+    viewer.set_viewport_size({"width": 1280, "height": 800})
+    viewer.screenshot(path=str(ARTIFACTS / "room-sentiment.png"), animations="disabled")
 
 
 def test_voices_card_shows_every_profile_without_an_inner_scrollbar(server, launch):
