@@ -107,12 +107,11 @@ def analyze_file(runtime: SpeechRuntime, path: str | Path, options: AnalysisOpti
         raise AudioTooLong(f"{path} holds {total:.0f} s of audio; at most {limit:.0f} s are analysed")
     if options.diarize:
         report = _Reporter(progress, STAGE_SPAN)
-        audio, finals, speakers, voices, turns = _diarized(runtime, path, options, report, total, diarizer,
+        audio, duration, finals, speakers, voices, turns = _diarized(runtime, path, options, report, total, diarizer,
                                                            background, job_id)
     else:
         report = _Reporter(progress, LIVE_PATH_SPAN)
-        audio, finals, speakers, voices, turns = _live_path(runtime, path, options, report, total)
-    duration = audio.size / SAMPLE_RATE
+        audio, duration, finals, speakers, voices, turns = _live_path(runtime, path, options, report, total)
     features = None
     if options.features and finals:
         from ..audio.features import AcousticFeatures
@@ -170,18 +169,22 @@ def _diarized(runtime, path, options, report, total, diarizer, background, job_i
     ids = {label: identity.id for label, identity in transcript.identities.items()}
     turns = [{"start": round(seg.start, 3), "end": round(seg.end, 3), "speaker": label, "speaker_id": ids.get(label)}
              for seg, _, label in transcript.annotation.itertracks(yield_label=True)]
-    return transcript.audio, transcript.finals, speakers, transcript.voices, sorted(turns, key=lambda t: t["start"])
+    return (transcript.audio, transcript.duration_s, transcript.finals, speakers, transcript.voices,
+            sorted(turns, key=lambda t: t["start"]))
 
 
 def _live_path(runtime, path, options, report, total):
     report("decoding", 0.0, "Decoding")
 
+    pushed = [0.0]
+
     def on_progress(done_s: float) -> None:
+        pushed[0] = done_s
         report("transcription", done_s / (total or 1.0), f"Transcribing {clock(done_s)} of {clock(total)}")
 
     finals = [f for f in transcribe_file(runtime, path, language=options.language, word_timestamps=True,
                                          progress=on_progress) if f.text]
-    audio = decode(path)
+    audio = decode(path) if options.features and finals else None  # a second decode only for the features
     by_id: dict[str, dict] = {}
     for f in finals:
         s = by_id.setdefault(f.speaker_id or f.speaker, {
@@ -192,7 +195,7 @@ def _live_path(runtime, path, options, report, total):
         s["words"] += len(f.words or ())
     turns = [{"start": round(f.start, 3), "end": round(f.end, 3), "speaker": f.speaker, "speaker_id": f.speaker_id}
              for f in finals]
-    return audio, finals, list(by_id.values()), {}, turns
+    return audio, pushed[0], finals, list(by_id.values()), {}, turns
 
 
 def _sentiments(sentiment, finals: Sequence[events.Final], language: str | None) -> list:
