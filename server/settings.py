@@ -42,6 +42,12 @@ class Settings(BaseSettings):
     asr_workers: int = Field(2, ge=1, description="decodes that may run in parallel on the one shared model")
     beam_size: int = Field(
         1, ge=1, description="1 = greedy; measured equal WER to 5 at lower cost (docs/measurements.md)")
+    final_window: Literal["short", "full"] = Field(
+        "short", description='"short": finals decode the utterance + 2 s of silence and fall back to the 30 s window '
+        'when the guard doubts the result (server/asr/engine.py, bench/final_window.py); "full": always 30 s')
+    short_beam_size: int = Field(
+        5, ge=1, description="beam for short-window finals: 5 kept English WER within 0.5 points of the 30 s window "
+        "(greedy: +0.9) at a fraction of its cost (docs/measurements.md)")
     language: str | None = Field(None, description="ISO 639-1 code; None = detect per utterance")
     word_timestamps: bool = False
     model_cache_dir: Path = Field(default_factory=_cache_home)

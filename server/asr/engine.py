@@ -13,7 +13,13 @@ Decoding choices (faster-whisper ``WhisperModel.transcribe`` arguments):
 - **partials** skip faster-whisper's padding of every window to 30 s (``pad_or_trim`` to 3000 mel frames):
   they encode only the utterance + 2 s of silence with CTranslate2's ``encode``/``generate`` (which accept
   fewer frames; docs/measurements.md: 2.3 s took 0.19 s instead of 1.68 s), greedy, with a bounded output length.
-  Finals keep the full 30 s window, which measured lower WER and no repetition loops.
+- **finals** (``Settings.final_window="short"``, issue 11) decode on the same short window with beam
+  ``Settings.short_beam_size``,
+  and fall back to faster-whisper's full 30 s window when the short decode is not to be trusted
+  (:func:`short_final_doubt`: output cut by the length bound, a repeat or restarted tail, Whisper's own
+  compression-ratio / log-probability fallback rule, a no-speech verdict, no text for speech, or an unsure
+  language ID). Word timings come from CTranslate2's cross-attention alignment on the short encoder output
+  (faster-whisper's ``find_alignment``). Figures: bench/final_window.py, quoted in docs/measurements.md.
 """
 
 from __future__ import annotations
@@ -32,6 +38,50 @@ from .types import AsrResult, Word
 log = logging.getLogger(__name__)
 
 FAST_LANGUAGE_ID_MIN_PROB = 0.8
+SHORT_WINDOW_MAX_S = 28.0
+"""Longest audio the short window holds (plus 2 s of padding = Whisper's 30 s)."""
+SHORT_WINDOW_NO_SPEECH = 0.2
+"""A short-window final whose no-speech probability exceeds this goes to the full window. Whisper's own 0.6 is too
+lax on the short window: it read fluent sentences into white and pink noise at -45..-15 dBFS with no-speech
+probabilities of 0.35-0.6, while real speech stayed below 0.07 (bench/final_window.py prints both)."""
+PREPEND_PUNCTUATIONS = "\"'“¿([{-"
+APPEND_PUNCTUATIONS = "\"'.。,，!！?？:：”)]}、"
+"""Punctuation merged into the neighbouring word's timing: faster-whisper ``transcribe()``'s defaults."""
+
+
+def short_final_doubt(text: str, cleaned: str, *, truncated: bool, avg_logprob: float, no_speech_prob: float,
+                      speech_s: float, compression_ratio_threshold: float = 2.4,
+                      log_prob_threshold: float = -1.0,
+                      no_speech_threshold: float = SHORT_WINDOW_NO_SPEECH) -> str | None:
+    """Why a short-window final must be decoded again on the full 30 s window, or None to keep it.
+
+    Args:
+        text: the decoded text; ``cleaned``: after :func:`guards.clean_partial` (repeats and restarted tails).
+        truncated: the decode stopped at the output-length bound (~6 tokens per second of speech).
+        avg_logprob, no_speech_prob: Whisper's scores for the decode.
+        speech_s: seconds of audio decoded (without the padding).
+
+    Returns one of ``"length"``, ``"repeat"``, ``"compression"``, ``"logprob"``, ``"no_speech"``, ``"empty"``
+    or None. The compression-ratio and log-probability tests are Whisper's temperature-fallback rule
+    (OpenAI ``whisper/transcribe.py``; faster-whisper ``generate_with_fallback``), with the same thresholds; any
+    no-speech probability above ``no_speech_threshold`` (:data:`SHORT_WINDOW_NO_SPEECH`) doubts, whatever the
+    log-probability.
+    """
+    from faster_whisper.transcribe import get_compression_ratio
+
+    if truncated:
+        return "length"
+    if cleaned != text:
+        return "repeat"
+    if text and get_compression_ratio(text) > compression_ratio_threshold:
+        return "compression"
+    if no_speech_prob > no_speech_threshold:
+        return "no_speech"
+    if avg_logprob < log_prob_threshold:
+        return "logprob"
+    if not text.strip() and speech_s >= 1.0:
+        return "empty"
+    return None
 
 
 def _compute_type(settings: Settings, device: str) -> str:
@@ -91,6 +141,22 @@ class WhisperEngine:
             return AsrResult("", language, dropped="too_quiet")
         if partial:
             return self._decode_short(audio, language)
+        fallback = None
+        if s.final_window == "short":
+            if speech_s > SHORT_WINDOW_MAX_S:
+                fallback = "too_long"
+            else:
+                short, fallback = self._final_short(audio, language, word_timestamps)
+                if short is not None:
+                    return short
+        result = self._final_full(audio, language, word_timestamps)
+        result.fallback = fallback
+        return result
+
+    def _final_full(self, audio: np.ndarray, language: str | None, word_timestamps: bool) -> AsrResult:
+        """faster-whisper's own transcription on the 30 s window, with temperature fallback."""
+        s = self.settings
+        speech_s = audio.size / SAMPLE_RATE
         if language is None and self.multilingual:
             detected, probability = self.detect_language(audio)
             if probability >= FAST_LANGUAGE_ID_MIN_PROB:
@@ -122,12 +188,62 @@ class WhisperEngine:
         avg_logprob = float(np.mean(logprobs)) if logprobs else None
         max_no_speech = max(no_speech) if no_speech else None
         text = guards.collapse_repeats(" ".join(t for t in texts if t))
-        result = AsrResult(text, info.language, info.language_probability, avg_logprob, max_no_speech, words)
+        result = AsrResult(text, info.language, info.language_probability, avg_logprob, max_no_speech, words,
+                           window="full")
         if not texts and no_speech:
             result.text, result.words, result.dropped = "", [], "no_speech"
         elif text and guards.is_known_hallucination(text, speech_s, avg_logprob if avg_logprob is not None else 0.0):
             result.text, result.words, result.dropped = "", [], "known_phrase"
         return result
+
+    def _final_short(self, audio: np.ndarray, language: str | None,
+                     word_timestamps: bool) -> tuple[AsrResult | None, str | None]:
+        """A final decoded on the audio + 2 s of silence with ``Settings.short_beam_size``.
+
+        Returns ``(result, None)``, or ``(None, reason)`` when :func:`short_final_doubt` (or an unsure language
+        ID, reason ``"language"``) says the full window must decide.
+        """
+        from faster_whisper.tokenizer import Tokenizer
+        from faster_whisper.transcribe import merge_punctuations
+
+        s = self.settings
+        fw = self.model
+        speech_s = audio.size / SAMPLE_RATE
+        encoder_output = self._encode_short(audio)
+        probability = None
+        if language is None:
+            token, probability = fw.model.detect_language(encoder_output)[0][0]
+            if probability < FAST_LANGUAGE_ID_MIN_PROB:
+                return None, "language"
+            language = token[2:-2]
+        tokenizer = Tokenizer(fw.hf_tokenizer, self.multilingual, task="transcribe", language=language)
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        max_length = len(prompt) + 8 + int(6 * speech_s)
+        generated = fw.model.generate(encoder_output, [prompt], beam_size=s.short_beam_size, max_length=max_length,
+                                      return_scores=True, return_no_speech_prob=True,
+                                      suppress_blank=True, suppress_tokens=[-1])[0]
+        ids = generated.sequences_ids[0]
+        tokens = [t for t in ids if t < tokenizer.eot]
+        truncated = len(prompt) + len(ids) >= max_length - 1 and len(tokens) == len(ids)
+        text = tokenizer.decode(tokens).strip()
+        avg_logprob = generated.scores[0] / (len(tokens) + 1)
+        doubt = short_final_doubt(text, guards.clean_partial(text), truncated=truncated, avg_logprob=avg_logprob,
+                                  no_speech_prob=generated.no_speech_prob, speech_s=speech_s,
+                                  compression_ratio_threshold=s.compression_ratio_threshold,
+                                  log_prob_threshold=s.log_prob_threshold)
+        if doubt is not None:
+            return None, doubt
+        words: list[Word] = []
+        if word_timestamps and tokens:
+            num_frames = audio.size // fw.feature_extractor.hop_length
+            alignment = fw.find_alignment(tokenizer, [tokens], encoder_output, num_frames)[0]
+            merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
+            words = [Word(word=w["word"], start=round(float(w["start"]), 2), end=round(float(w["end"]), 2),
+                          probability=float(w["probability"])) for w in alignment if w["word"]]
+        result = AsrResult(text, language, probability, avg_logprob, generated.no_speech_prob, words, window="short")
+        if guards.is_known_hallucination(text, speech_s, avg_logprob):
+            result.text, result.words, result.dropped = "", [], "known_phrase"
+        return result, None
 
     def _encode_short(self, audio: np.ndarray):
         """Encoder output for the audio (its last 28 s) + 2 s of silence, without padding to 30 s."""

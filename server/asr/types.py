@@ -31,7 +31,10 @@ class AsrResult:
     """Text of one utterance after the guards.
 
     ``words`` times are seconds from the start of the decoded audio; ``dropped`` names the guard that removed
-    text (``too_quiet``, ``no_speech``, ``known_phrase``) or is None.
+    text (``too_quiet``, ``no_speech``, ``known_phrase``) or is None. ``window`` says which Whisper window
+    decided a final (``"short"``: the audio + 2 s, ``"full"``: 30 s; None for partials and dropped audio) and
+    ``fallback`` why a short-window final was decoded again on the full window
+    (:func:`server.asr.engine.short_final_doubt`), or None.
     """
 
     text: str
@@ -41,3 +44,5 @@ class AsrResult:
     no_speech_prob: float | None = None
     words: list[Word] = field(default_factory=list)
     dropped: str | None = None
+    window: str | None = None
+    fallback: str | None = None

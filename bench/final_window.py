@@ -1,0 +1,158 @@
+#!/usr/bin/env python
+"""Short-window finals against the 30 s window (issue 11; a benchmark, not a test: it prints figures, asserts nothing).
+
+Every English clip of the data folder's manifest that has a reference text and is at most 28 s long is decoded as
+one final by :class:`server.asr.engine.WhisperEngine` twice in the same run, interleaved clip by clip:
+``final_window="full"`` (faster-whisper's 30 s window, what finals did before) and ``final_window="short"`` (the
+clip + 2 s of silence, falling back to the full window when :func:`server.asr.engine.short_final_doubt` doubts it).
+Clips longer than ``--max-s`` are cut into pieces of that length at the nearest quiet 10 ms (a live final is at most
+``max_utterance_s`` = 10 s long); the reference of a cut clip counts once, against the joined pieces.
+
+Prints, for each window: corpus WER (jiwer + whisper_normalizer), decode-time p50/p95/max per final, the total
+decode CPU, how many short finals fell back and why; then the clips whose text differs; then non-speech inputs
+(digital silence is caught by the energy gate, so white, pink and brown noise and a 50 Hz hum at -45, -30 and
+-15 dBFS, language detected and given) and what each window made of them. Both engines share nothing but the model files.
+
+Run: ``.venv/bin/python bench/final_window.py [--data ../shared/data/speech] [--limit N] [--words]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from common import ROOT, f, loadavg, machine_summary, pct, set_offline_env, table, wer_of
+
+set_offline_env()
+
+import numpy as np  # noqa: E402
+
+from server import SAMPLE_RATE  # noqa: E402
+from server.asr.engine import WhisperEngine  # noqa: E402
+from server.audio.ingest import load_audio  # noqa: E402
+from server.settings import Settings  # noqa: E402
+
+SR = SAMPLE_RATE
+
+
+def pieces(audio: np.ndarray, max_s: float) -> list[np.ndarray]:
+    """``audio`` cut into pieces of at most ``max_s`` seconds, each cut at the quietest 10 ms of its last second."""
+    out, start, limit, hop = [], 0, int(max_s * SR), SR // 100
+    while audio.size - start > limit:
+        window = audio[start + limit - SR : start + limit]
+        energy = np.square(window[: window.size // hop * hop].reshape(-1, hop)).mean(axis=1)
+        cut = start + limit - SR + int(np.argmin(energy)) * hop
+        out.append(audio[start:cut])
+        start = cut
+    out.append(audio[start:])
+    return out
+
+
+def noises(seconds: float = 3.0, dbfs: float = -30.0) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(7)
+    n = int(seconds * SR)
+    white = rng.standard_normal(n)
+    spectrum = np.fft.rfft(rng.standard_normal(n))
+    freqs = np.maximum(np.fft.rfftfreq(n, 1 / SR), 1.0)
+    pink = np.fft.irfft(spectrum / np.sqrt(freqs), n)
+    brown = np.fft.irfft(spectrum / freqs, n)
+    hum = np.sin(2 * np.pi * 50 * np.arange(n) / SR) + 0.3 * np.sin(2 * np.pi * 150 * np.arange(n) / SR)
+    out = {}
+    for name, x in {"white": white, "pink": pink, "brown": brown, "hum 50 Hz": hum}.items():
+        x = x / np.sqrt(np.mean(x**2)) * 10 ** (dbfs / 20)
+        out[name] = x.astype(np.float32)
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data" / "speech")
+    ap.add_argument("--limit", type=int, default=0, help="at most this many clips (0 = all)")
+    ap.add_argument("--max-s", type=float, default=10.0, help="cut longer clips into pieces this long (s)")
+    ap.add_argument("--words", action="store_true", help="ask for word timings (as analysis and turn splits do)")
+    ap.add_argument("--beam-size", type=int, default=None, help="beam for both windows (default: the setting)")
+    args = ap.parse_args()
+    if not (args.data / "manifest.jsonl").exists():
+        print(f"no recordings at {args.data}: pass --data", file=sys.stderr)
+        return 2
+    load_start = loadavg()
+    import json
+
+    entries = [json.loads(x) for x in (args.data / "manifest.jsonl").read_text().splitlines() if x.strip()]
+    entries = [e for e in entries if e.get("text") and not e["path"].startswith("ami_meetings")]
+    if args.limit:
+        entries = entries[: args.limit]
+    extra = {"beam_size": args.beam_size, "short_beam_size": args.beam_size} if args.beam_size else {}
+    cache = os.environ.get("CALLSCRIBE_MODEL_CACHE_DIR")
+    base = {"model_cache_dir": cache} if cache else {}
+    engines = {w: WhisperEngine(Settings(final_window=w, **base, **extra)) for w in ("full", "short")}
+    times: dict[str, list[float]] = {w: [] for w in engines}
+    hyps: dict[str, list[str]] = {w: [] for w in engines}
+    fallbacks: dict[str, int] = {}
+    refs, differ, n_finals, kept_no_speech = [], [], 0, []
+    t_all = time.perf_counter()
+    for i, e in enumerate(entries):
+        audio = load_audio(args.data / e["path"])
+        parts = pieces(audio, args.max_s)
+        refs.append(e["text"])
+        texts = {}
+        for w, engine in engines.items():
+            out = []
+            for part in parts:
+                t0 = time.perf_counter()
+                r = engine.transcribe(part, language="en" if not engine.multilingual else None,
+                                      word_timestamps=args.words)
+                times[w].append(time.perf_counter() - t0)
+                out.append(r.text)
+                if w == "short":
+                    n_finals += 1
+                    if r.fallback:
+                        fallbacks[r.fallback] = fallbacks.get(r.fallback, 0) + 1
+                    elif r.window == "short" and r.no_speech_prob is not None:
+                        kept_no_speech.append(r.no_speech_prob)
+            texts[w] = " ".join(t for t in out if t)
+            hyps[w].append(texts[w])
+        if wer_of(e["text"], texts["full"])["wer"] != wer_of(e["text"], texts["short"])["wer"]:
+            differ.append((e["path"], e["text"], texts["full"], texts["short"]))
+        print(f"\r  {i + 1}/{len(entries)} clips", end="", file=sys.stderr, flush=True)
+    print(file=sys.stderr)
+    wall = time.perf_counter() - t_all
+    print(machine_summary(load_start))
+    print(f"  {len(entries)} clips, {n_finals} finals per window, word timings {'on' if args.words else 'off'}, "
+          f"beam {engines['full'].settings.beam_size} (full) / {engines['short'].settings.short_beam_size} (short), model {engines['short'].model_dir.name}, "
+          f"wall {wall:.0f} s, load at the end {loadavg()}")
+    rows = []
+    for w in engines:
+        wr = wer_of(" ".join(refs), " ".join(hyps[w]))
+        rows.append([w, f(100 * wr["wer"], 2, " %"), f"{wr['S']}/{wr['D']}/{wr['I']} of {wr['N']}",
+                     f(pct(times[w], 50), 3), f(pct(times[w], 95), 3), f(max(times[w]), 3), f(sum(times[w]), 1)])
+    print("\n  decode wall time per final (s; the machine's other load is printed above)")
+    table(["window", "WER", "S/D/I", "p50", "p95", "max", "total"], rows)
+    share = sum(fallbacks.values())
+    print(f"\n  short finals decoded again on the 30 s window: {share}/{n_finals} "
+          f"({', '.join(f'{k} {v}' for k, v in sorted(fallbacks.items())) or 'none'})")
+    if kept_no_speech:
+        print(f"  no-speech probability of the short finals kept: p50 {pct(kept_no_speech, 50):.3f}, "
+              f"p95 {pct(kept_no_speech, 95):.3f}, max {max(kept_no_speech):.3f}")
+    print(f"\n  clips whose WER differs between the windows: {len(differ)}")
+    for path, ref, full, short in differ:
+        print(f"    {path}\n      ref   {ref.lower()}\n      full  {full}\n      short {short}")
+    print("\n  non-speech, 3 s (text kept, or empty; for short: why it went to the full window)")
+    rows = []
+    for dbfs in (-45.0, -30.0, -15.0):
+        for name, x in noises(dbfs=dbfs).items():
+            for language in (None, "en"):
+                row = [f"{name} {dbfs:.0f} dBFS", language or "detect"]
+                for engine in engines.values():
+                    r = engine.transcribe(x, language=language)
+                    row.append(repr(r.text) if r.text else f"empty ({r.dropped or r.fallback or '-'})")
+                rows.append(row)
+    table(["input", "language", "full", "short"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
