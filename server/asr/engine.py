@@ -25,6 +25,8 @@ Decoding choices (faster-whisper ``WhisperModel.transcribe`` arguments):
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -88,6 +90,18 @@ def _compute_type(settings: Settings, device: str) -> str:
     if settings.compute_type != "default":
         return settings.compute_type
     return "float16" if device == "cuda" else "int8"
+
+
+@dataclass
+class _ShortDecode:
+    """One decode on the short window: the tokenizer, text tokens (no special tokens), their text, scores."""
+
+    tokenizer: Any
+    tokens: list[int]
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    truncated: bool
 
 
 class WhisperEngine:
@@ -203,7 +217,6 @@ class WhisperEngine:
         Returns ``(result, None)``, or ``(None, reason)`` when :func:`short_final_doubt` (or an unsure language
         ID, reason ``"language"``) says the full window must decide.
         """
-        from faster_whisper.tokenizer import Tokenizer
         from faster_whisper.transcribe import merge_punctuations
 
         s = self.settings
@@ -216,34 +229,44 @@ class WhisperEngine:
             if probability < FAST_LANGUAGE_ID_MIN_PROB:
                 return None, "language"
             language = token[2:-2]
-        tokenizer = Tokenizer(fw.hf_tokenizer, self.multilingual, task="transcribe", language=language)
-        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        max_length = len(prompt) + 8 + int(6 * speech_s)
-        generated = fw.model.generate(encoder_output, [prompt], beam_size=s.short_beam_size, max_length=max_length,
-                                      return_scores=True, return_no_speech_prob=True,
-                                      suppress_blank=True, suppress_tokens=[-1])[0]
-        ids = generated.sequences_ids[0]
-        tokens = [t for t in ids if t < tokenizer.eot]
-        truncated = len(prompt) + len(ids) >= max_length - 1 and len(tokens) == len(ids)
-        text = tokenizer.decode(tokens).strip()
-        avg_logprob = generated.scores[0] / (len(tokens) + 1)
-        doubt = short_final_doubt(text, guards.clean_partial(text), truncated=truncated, avg_logprob=avg_logprob,
-                                  no_speech_prob=generated.no_speech_prob, speech_s=speech_s,
-                                  compression_ratio_threshold=s.compression_ratio_threshold,
+        short = self._generate_short(encoder_output, language, speech_s, s.short_beam_size)
+        doubt = short_final_doubt(short.text, guards.clean_partial(short.text), truncated=short.truncated,
+                                  avg_logprob=short.avg_logprob, no_speech_prob=short.no_speech_prob,
+                                  speech_s=speech_s, compression_ratio_threshold=s.compression_ratio_threshold,
                                   log_prob_threshold=s.log_prob_threshold)
         if doubt is not None:
             return None, doubt
         words: list[Word] = []
-        if word_timestamps and tokens:
+        if word_timestamps and short.tokens:
             num_frames = audio.size // fw.feature_extractor.hop_length
-            alignment = fw.find_alignment(tokenizer, [tokens], encoder_output, num_frames)[0]
+            alignment = fw.find_alignment(short.tokenizer, [short.tokens], encoder_output, num_frames)[0]
             merge_punctuations(alignment, PREPEND_PUNCTUATIONS, APPEND_PUNCTUATIONS)
             words = [Word(word=w["word"], start=round(float(w["start"]), 2), end=round(float(w["end"]), 2),
                           probability=float(w["probability"])) for w in alignment if w["word"]]
-        result = AsrResult(text, language, probability, avg_logprob, generated.no_speech_prob, words, window="short")
-        if guards.is_known_hallucination(text, speech_s, avg_logprob):
+        result = AsrResult(short.text, language, probability, short.avg_logprob, short.no_speech_prob, words,
+                           window="short")
+        if guards.is_known_hallucination(short.text, speech_s, short.avg_logprob):
             result.text, result.words, result.dropped = "", [], "known_phrase"
         return result, None
+
+    def _generate_short(self, encoder_output, language: str, speech_s: float, beam_size: int) -> _ShortDecode:
+        """Whisper's decoder on a short-window encoder output, without timestamps, its length bounded to
+        ~6 tokens per second of speech (~3 is typical; the bound stops repetition loops early)."""
+        from faster_whisper.tokenizer import Tokenizer
+
+        fw = self.model
+        tokenizer = Tokenizer(fw.hf_tokenizer, self.multilingual, task="transcribe", language=language)
+        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
+        max_length = len(prompt) + 8 + int(6 * speech_s)
+        generated = fw.model.generate(encoder_output, [prompt], beam_size=beam_size, max_length=max_length,
+                                      return_scores=True, return_no_speech_prob=True,
+                                      suppress_blank=True, suppress_tokens=[-1])[0]
+        ids = generated.sequences_ids[0]
+        tokens = [t for t in ids if t < tokenizer.eot]
+        return _ShortDecode(
+            tokenizer, tokens, tokenizer.decode(tokens).strip(),
+            avg_logprob=generated.scores[0] / (len(tokens) + 1), no_speech_prob=generated.no_speech_prob,
+            truncated=len(prompt) + len(ids) >= max_length - 1 and len(tokens) == len(ids))
 
     def _encode_short(self, audio: np.ndarray):
         """Encoder output for the audio (its last 28 s) + 2 s of silence, without padding to 30 s."""
@@ -266,26 +289,16 @@ class WhisperEngine:
 
         1 s of padding looped ("and so my fellow Americans and so my …") on 2 of 24 probes; 2 s did not.
         """
-        from faster_whisper.tokenizer import Tokenizer
-
         fw = self.model
         speech_s = audio.size / SAMPLE_RATE
         encoder_output = self._encode_short(audio)
         if language is None:
             language = fw.model.detect_language(encoder_output)[0][0][0][2:-2]
-        tokenizer = Tokenizer(fw.hf_tokenizer, self.multilingual, task="transcribe", language=language)
-        prompt = [*tokenizer.sot_sequence, tokenizer.no_timestamps]
-        # ~3 tokens per second of speech is typical; the bound stops repetition loops early
-        max_length = len(prompt) + 8 + int(6 * speech_s)
-        result = fw.model.generate(encoder_output, [prompt], beam_size=1, max_length=max_length,
-                                   return_scores=True, return_no_speech_prob=True,
-                                   suppress_blank=True, suppress_tokens=[-1])[0]
-        tokens = [t for t in result.sequences_ids[0] if t < tokenizer.eot]
+        short = self._generate_short(encoder_output, language, speech_s, beam_size=1)
         # a short window loops more easily than a 30 s one: no phrase of 3+ words twice in a row in a partial
-        text = guards.clean_partial(tokenizer.decode(tokens).strip())
-        avg_logprob = result.scores[0] / (len(tokens) + 1)
-        if guards.is_no_speech(result.no_speech_prob, avg_logprob, self.settings.no_speech_threshold,
+        text = guards.clean_partial(short.text)
+        if guards.is_no_speech(short.no_speech_prob, short.avg_logprob, self.settings.no_speech_threshold,
                                self.settings.log_prob_threshold):
-            return AsrResult("", language, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob,
+            return AsrResult("", language, avg_logprob=short.avg_logprob, no_speech_prob=short.no_speech_prob,
                              dropped="no_speech")
-        return AsrResult(text, language, avg_logprob=avg_logprob, no_speech_prob=result.no_speech_prob)
+        return AsrResult(text, language, avg_logprob=short.avg_logprob, no_speech_prob=short.no_speech_prob)
