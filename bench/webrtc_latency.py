@@ -845,9 +845,9 @@ def main() -> int:
                     help="folder of the real recordings (default: ../shared/data/speech)")
     ap.add_argument("--language", default=None, help="force a language (default: Settings, i.e. auto-detect)")
     ap.add_argument("--final-window", choices=["short", "full"], default=None,
-                    help="Settings.final_window for the finals (default: the setting, short)")
+                    help="Settings.final_window for the finals (default: the setting, full)")
     ap.add_argument("--early-final-ms", type=int, default=None,
-                    help="Settings.early_final_ms (0 = off; default: the setting, 200)")
+                    help="Settings.early_final_ms (0 = off; default: the setting, 0)")
     args = ap.parse_args()
     if not (args.data / "manifest.jsonl").is_file():
         print(f"real recordings not found at {args.data}: nothing to benchmark", file=sys.stderr)

@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     beam_size: int = Field(
         1, ge=1, description="1 = greedy; measured equal WER to 5 at lower cost (docs/measurements.md)")
     final_window: Literal["short", "full"] = Field(
-        "short", description='"short": finals decode the utterance + 2 s of silence and fall back to the 30 s window '
+        "full", description='"short": finals decode the utterance + 2 s of silence and fall back to the 30 s window '
         'when the guard doubts the result (server/asr/engine.py, bench/final_window.py); "full": always 30 s')
     short_beam_size: int = Field(
         5, ge=1, description="beam for short-window finals: 5 kept English WER within 0.5 points of the 30 s window "
@@ -63,8 +63,9 @@ class Settings(BaseSettings):
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold")
     silence_ms: int = Field(480, ge=60, description="trailing silence that ends an utterance (endpointing)")
     early_final_ms: int = Field(
-        200, ge=0, description="start decoding the final after this much trailing silence, while the endpoint "
-        "(silence_ms) is confirmed; the decode is thrown away if speech resumes (0 = off; ≥ silence_ms = off)")
+        0, ge=0, description="start decoding the final after this much trailing silence, while the endpoint "
+        "(silence_ms) is confirmed; the decode is thrown away if speech resumes (0 = off, the default until "
+        "measured; ≥ silence_ms = off; 200 is what tests/test_early_finals.py uses)")
     max_utterance_s: float = Field(10.0, ge=1.0, description="force-cut an utterance at this length")
     min_speech_ms: int = Field(250, ge=0, description="utterances with less speech are dropped as blips")
     preroll_ms: int = Field(200, ge=0, description="audio kept before the detected speech start")

@@ -50,6 +50,7 @@ def test_early_final_off_and_at_or_above_silence_ms_emits_nothing():
 class CountingRuntime(FakeRuntime):
     def __init__(self, **kw):
         super().__init__(**kw)
+        self.settings = self.settings.model_copy(update={"early_final_ms": 200})
         self.final_audio_s = []
 
     def finalize(self, job: FinalJob):
@@ -96,7 +97,7 @@ def test_real_speech_with_a_short_pause_gives_one_final_with_all_the_words(runti
     thrown away when the second starts; exactly one final carries the words of both."""
     from conftest import wer
 
-    rt = runtime_factory(language="en")
+    rt = runtime_factory(language="en", early_final_ms=200)
 
     def trimmed(path):
         x = load_audio(path)
