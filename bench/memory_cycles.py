@@ -54,7 +54,8 @@ def child(args) -> int:
             parts += [load_audio(d / f"{spk}_snt{n}.wav"), pause]
     audio = np.concatenate(parts)
     cache = os.environ.get("CALLSCRIBE_MODEL_CACHE_DIR")
-    settings = Settings(database=args.db, **({"model_cache_dir": cache} if cache else {}))
+    settings = Settings(database=args.db, final_window=args.final_window,
+                        **({"model_cache_dir": cache} if cache else {}))
     runtime = SpeechRuntime.from_settings(settings)
     frame = SAMPLE_RATE // 50
     out = {"loaded": rss_now_mb()}
@@ -87,6 +88,8 @@ def main() -> int:
     ap.add_argument("--cycles", type=int, default=200)
     ap.add_argument("--variants", default="default,arena2,arena1")
     ap.add_argument("--pairs", type=int, default=1, help="Harvard sentence pairs (spk1, spk2) per cycle, 1-6")
+    ap.add_argument("--final-window", choices=("short", "full"), default="short",
+                    help="window the finals are decoded on (Settings.final_window)")
     ap.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--db", type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -104,7 +107,7 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             print(f"  {name}: {args.cycles} cycles …", file=sys.stderr, flush=True)
             done = subprocess.run([sys.executable, __file__, "--child", "--cycles", str(args.cycles), "--pairs",
-                                   str(args.pairs), "--data",
+                                   str(args.pairs), "--final-window", args.final_window, "--data",
                                    str(args.data), "--db", str(Path(tmp) / "p.sqlite3")],
                                   env=env, capture_output=True, text=True, check=False)
         if done.returncode != 0:
@@ -116,7 +119,7 @@ def main() -> int:
         rows.append([name, f(r["loaded"], 0), *[f(x, 0) for x in marks], f(growth, 1, " %"), f(r["trimmed"], 0),
                      r["os_threads"], f(r["wall_per_cycle"], 2), f(r["finals_per_cycle"], 1)])
     print(machine_summary(load_start))
-    print(f"  load at the end {loadavg()}; RSS in MB (VmRSS)")
+    print(f"  load at the end {loadavg()}; RSS in MB (VmRSS); finals on the {args.final_window} window")
     marks = [m for m in MARKS if m <= args.cycles] + ([args.cycles] if args.cycles not in MARKS else [])
     table(["malloc", "loaded", *[f"after {m}" for m in marks], f"{args.cycles} vs 10", "after malloc_trim",
            "threads", "s/cycle", "finals/cycle"], rows)

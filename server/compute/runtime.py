@@ -119,6 +119,11 @@ class SpeechRuntime:
         self.pool = WorkerPool(self.run, settings.asr_workers, settings.max_queue, observer=observer)
         self._profiles: list[VoiceProfile] | None = None
         self._profiles_lock = threading.Lock()
+        self._speaker_threads = None
+        if settings.speaker_work == "parallel":
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._speaker_threads = ThreadPoolExecutor(settings.asr_workers, thread_name_prefix="speaker")
 
     @classmethod
     def from_settings(cls, settings: Settings | None = None, *, load_asr: bool = True,
@@ -191,7 +196,8 @@ class SpeechRuntime:
         raise TypeError(f"no handler for {type(job).__name__}")
 
     def finalize(self, job: FinalJob) -> UtteranceResult:
-        """Speaker work then Whisper on one utterance.
+        """Speaker work and Whisper on one utterance: one after the other, or at the same time on two threads
+        with ``Settings.speaker_work="parallel"``.
 
         When speakers are to be told apart (profiles enrolled, or ``job.cluster``) and a turn finder is
         present, the utterance is first split at speaker changes
@@ -201,17 +207,37 @@ class SpeechRuntime:
         if self.asr is None:
             raise RuntimeError("runtime was created without ASR")
         audio = job.audio
-        embedding, turns = None, []
         profiles = self.profiles()
-        if job.identify and audio.size >= self.embedder.min_samples and (profiles or job.cluster):
-            parts = self.turns.split(audio) if self.turns is not None else []
-            if len(parts) > 1:
-                turns = [Turn(a, b, self.embedder.embed(audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]))
-                         for a, b in parts]
-            else:
-                embedding = self.embedder.embed(audio)
-        asr = self.asr.transcribe(audio, language=job.language, word_timestamps=job.word_timestamps or bool(turns))
+        if not (job.identify and audio.size >= self.embedder.min_samples and (profiles or job.cluster)):
+            asr = self.asr.transcribe(audio, language=job.language, word_timestamps=job.word_timestamps)
+            return UtteranceResult(asr, None, [], profiles)
+        if self._speaker_threads is None:
+            embedding, turns = self.speaker_work(audio)
+            asr = self.asr.transcribe(audio, language=job.language,
+                                      word_timestamps=job.word_timestamps or bool(turns))
+            return UtteranceResult(asr, embedding, turns, profiles)
+        # speaker work on a second thread while Whisper decodes: word timings are asked for whenever a turn split
+        # may need them, since whether it does is known only afterwards
+        pending = self._speaker_threads.submit(self.speaker_work, audio)
+        try:
+            asr = self.asr.transcribe(audio, language=job.language,
+                                      word_timestamps=job.word_timestamps or self.turns is not None)
+        except BaseException:
+            pending.cancel()
+            raise
+        embedding, turns = pending.result()
+        if not (turns or job.word_timestamps):
+            asr.words = []  # asked for a split that did not happen: the result is the sequential one
         return UtteranceResult(asr, embedding, turns, profiles)
+
+    def speaker_work(self, audio: np.ndarray) -> tuple[np.ndarray | None, list[Turn]]:
+        """``(embedding, [])`` for one speaker's ``float32[n]`` 16 kHz utterance, or ``(None, turns)`` with one
+        embedding per part when the turn finder sees a speaker change inside it."""
+        parts = self.turns.split(audio) if self.turns is not None else []
+        if len(parts) > 1:
+            return None, [Turn(a, b, self.embedder.embed(audio[int(a * SAMPLE_RATE) : int(b * SAMPLE_RATE)]))
+                          for a, b in parts]
+        return self.embedder.embed(audio), []
 
     def partial(self, job: PartialJob) -> AsrResult:
         if self.asr is None:
@@ -299,6 +325,8 @@ class SpeechRuntime:
 
     def close(self) -> None:
         self.pool.close()
+        if self._speaker_threads is not None:
+            self._speaker_threads.shutdown(wait=True, cancel_futures=True)
         self.store.close()
 
 
