@@ -18,7 +18,8 @@ why; then the clips whose WER differs; then non-speech inputs
 -15 dBFS, language detected and given) and what each window made of them. The engines share nothing but the model
 files.
 
-Run: ``.venv/bin/python bench/final_window.py [--short-windows 0,10] [--unlabelled 40] [--limit N] [--words]``.
+Run: ``.venv/bin/python bench/final_window.py [--short-windows 0,10] [--unlabelled 40] [--language-hint en] [--limit N]
+[--words]``.
 """
 
 from __future__ import annotations
@@ -81,6 +82,8 @@ def main() -> int:
     ap.add_argument("--beam-size", type=int, default=None, help="beam for both windows (default: the setting)")
     ap.add_argument("--short-windows", default="0,10",
                     help="short-window lengths to compare (s, comma-separated; Settings.short_final_window_s)")
+    ap.add_argument("--language-hint", default=None,
+                    help="pass this language_hint with every final (a stream whose language is established), e.g. en")
     ap.add_argument("--unlabelled", type=int, default=40,
                     help="also decode this many LibriSpeech test-other clips (no references) and compare each "
                     "short window with the 30 s window's text")
@@ -122,7 +125,7 @@ def main() -> int:
             for part in parts:
                 t0 = time.perf_counter()
                 r = engine.transcribe(part, language="en" if not engine.multilingual else None,
-                                      word_timestamps=args.words)
+                                      word_timestamps=args.words, language_hint=args.language_hint)
                 times[w].append(time.perf_counter() - t0)
                 out.append(r.text)
                 if w != "full":
@@ -144,7 +147,7 @@ def main() -> int:
     print(f"  {len(entries)} clips with references + {len(unlabelled)} without, {n_finals} finals per window, "
           f"word timings {'on' if args.words else 'off'}, beam {engines['full'].settings.beam_size} (full) / "
           f"{engines[shorts[0]].settings.short_beam_size} (short), model {engines['full'].model_dir.name}, "
-          f"wall {wall:.0f} s, load at the end {loadavg()}")
+          f"language hint {args.language_hint or 'none'}, wall {wall:.0f} s, load at the end {loadavg()}")
     print("  'short N s': the utterance + at least 2 s of silence, padded to N s (Settings.short_final_window_s)")
     rows = []
     for w in engines:

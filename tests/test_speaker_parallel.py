@@ -70,7 +70,8 @@ class SlowAsr:
         self.rec = rec
         self.word_requests: list[bool] = []
 
-    def transcribe(self, audio, *, language=None, partial=False, word_timestamps=False) -> AsrResult:
+    def transcribe(self, audio, *, language=None, partial=False, word_timestamps=False,
+                   language_hint=None) -> AsrResult:
         self.word_requests.append(word_timestamps)
         self.rec.record("asr", 0.3)
         words = [Word("hello", 0.1, 0.5, 0.9), Word("there", 1.2, 1.6, 0.9)] if word_timestamps else []

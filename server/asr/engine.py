@@ -140,11 +140,14 @@ class WhisperEngine:
                                                  "compute_type": self.compute_type})
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False,
-                   word_timestamps: bool = False) -> AsrResult:
+                   word_timestamps: bool = False, language_hint: str | None = None) -> AsrResult:
         """Decode ``float32[n]`` 16 kHz mono audio (one utterance, ≤ 30 s).
 
         Args:
             language: ISO 639-1 code, or None to detect (ignored by English-only models).
+            language_hint: with ``language`` None, the stream's established language: a short-window final whose
+                language ID is unsure (< :data:`FAST_LANGUAGE_ID_MIN_PROB`) but ranks this language first keeps it
+                instead of going to the 30 s window (bench/final_window.py counts the ``language`` fallbacks).
             partial: interim decode: short window, greedy, no temperature fallback, no words.
             word_timestamps: return word timings (costs up to +0.35 s, docs/measurements.md).
         """
@@ -161,7 +164,7 @@ class WhisperEngine:
             if speech_s > SHORT_WINDOW_MAX_S:
                 fallback = "too_long"
             else:
-                short, fallback = self._final_short(audio, language, word_timestamps)
+                short, fallback = self._final_short(audio, language, word_timestamps, language_hint)
                 if short is not None:
                     return short
         result = self._final_full(audio, language, word_timestamps)
@@ -211,8 +214,8 @@ class WhisperEngine:
             result.text, result.words, result.dropped = "", [], "known_phrase"
         return result
 
-    def _final_short(self, audio: np.ndarray, language: str | None,
-                     word_timestamps: bool) -> tuple[AsrResult | None, str | None]:
+    def _final_short(self, audio: np.ndarray, language: str | None, word_timestamps: bool,
+                     language_hint: str | None = None) -> tuple[AsrResult | None, str | None]:
         """A final decoded on the audio padded with silence to ``Settings.short_final_window_s`` (by ≥ 2 s), with
         ``Settings.short_beam_size``.
 
@@ -228,9 +231,9 @@ class WhisperEngine:
         probability = None
         if language is None:
             token, probability = fw.model.detect_language(encoder_output)[0][0]
-            if probability < FAST_LANGUAGE_ID_MIN_PROB:
-                return None, "language"
             language = token[2:-2]
+            if probability < FAST_LANGUAGE_ID_MIN_PROB and language != language_hint:
+                return None, "language"
         short = self._generate_short(encoder_output, language, speech_s, s.short_beam_size)
         doubt = short_final_doubt(short.text, guards.clean_partial(short.text), truncated=short.truncated,
                                   avg_logprob=short.avg_logprob, no_speech_prob=short.no_speech_prob,

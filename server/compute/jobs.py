@@ -52,7 +52,8 @@ class FinalJob(Job):
     ``audio`` is ``float32[n]`` at 16 kHz; ``identify`` is False when the utterance is too short to identify
     (no embedding is computed); ``cluster``: the stream places voices that match no profile among anonymous
     speakers, so speaker work is needed even when no profile exists; ``language`` an ISO 639-1 code or None to
-    detect.
+    detect; ``language_hint`` the stream's established language, kept when detection is unsure but ranks it first
+    (:meth:`server.asr.engine.WhisperEngine.transcribe`).
     """
 
     priority: ClassVar[Priority] = Priority.FINAL
@@ -61,6 +62,7 @@ class FinalJob(Job):
     language: str | None
     word_timestamps: bool
     cluster: bool = False
+    language_hint: str | None = None
 
 
 @dataclass(eq=False)

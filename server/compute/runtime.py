@@ -33,7 +33,7 @@ class AsrEngine(Protocol):
     """What the runtime needs of a speech recogniser (:class:`server.asr.engine.WhisperEngine`)."""
 
     def transcribe(self, audio: np.ndarray, *, language: str | None = None, partial: bool = False,
-                   word_timestamps: bool = False) -> AsrResult: ...
+                   word_timestamps: bool = False, language_hint: str | None = None) -> AsrResult: ...
 
 
 class Embedder(Protocol):
@@ -209,18 +209,19 @@ class SpeechRuntime:
         audio = job.audio
         profiles = self.profiles()
         if not (job.identify and audio.size >= self.embedder.min_samples and (profiles or job.cluster)):
-            asr = self.asr.transcribe(audio, language=job.language, word_timestamps=job.word_timestamps)
+            asr = self.asr.transcribe(audio, language=job.language, word_timestamps=job.word_timestamps,
+                                      language_hint=job.language_hint)
             return UtteranceResult(asr, None, [], profiles)
         if self._speaker_threads is None:
             embedding, turns = self.speaker_work(audio)
-            asr = self.asr.transcribe(audio, language=job.language,
+            asr = self.asr.transcribe(audio, language=job.language, language_hint=job.language_hint,
                                       word_timestamps=job.word_timestamps or bool(turns))
             return UtteranceResult(asr, embedding, turns, profiles)
         # speaker work on a second thread while Whisper decodes: word timings are asked for whenever a turn split
         # may need them, since whether it does is known only afterwards
         pending = self._speaker_threads.submit(self.speaker_work, audio)
         try:
-            asr = self.asr.transcribe(audio, language=job.language,
+            asr = self.asr.transcribe(audio, language=job.language, language_hint=job.language_hint,
                                       word_timestamps=job.word_timestamps or self.turns is not None)
         except BaseException:
             pending.cancel()

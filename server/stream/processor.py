@@ -348,7 +348,8 @@ class StreamProcessor:
     def _final_job(self, seg: Segment, kind: type[FinalJob] = FinalJob) -> FinalJob:
         return kind(audio=seg.audio, identify=self.tracker.needs_embedding(seg.duration),
                     language=self._language_for(seg.duration), word_timestamps=self.word_timestamps,
-                    cluster=self.speakers is not None, stream_id=self.stream_id, utterance_id=seg.utterance_id)
+                    cluster=self.speakers is not None, language_hint=self._last_language, stream_id=self.stream_id,
+                    utterance_id=seg.utterance_id)
 
     def _submit_early_final(self, seg: Segment) -> None:
         """Decode the final of ``seg`` now, ``early_final_ms`` into a pause, if a worker is idle.
@@ -527,7 +528,7 @@ class StreamProcessor:
         speaker tracker's carry rule depends on the previous label), each preceded by the relabels its
         speaker decision caused."""
         asr = result.asr
-        if asr.language and seg.duration >= SHORT_FOR_LANGUAGE_ID_S:
+        if asr.language and asr.text and seg.duration >= SHORT_FOR_LANGUAGE_ID_S:  # noise has no language
             self._last_language = asr.language
         parts = assemble(seg, result)
         out: list[events.Event] = []
