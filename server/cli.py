@@ -43,12 +43,16 @@ _SETTING_FLAGS = {
     "api_key": "api_key",
     "insecure_no_auth": "insecure_no_auth",
     "sentiment": "sentiment",
+    "redis": "redis_url",
+    "public_url": "public_url",
+    "node_id": "node_id",
 }
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("settings (override CALLSCRIBE_* environment variables)")
-    g.add_argument("--database", type=Path, help="voice-profile SQLite file")
+    g.add_argument("--database", help="the database: a SQLite file, or a URL such as postgresql+psycopg://user@host/db "
+                   "(several nodes share one PostgreSQL)")
     g.add_argument("--model", help="Whisper model: base, tiny.en, or a local CTranslate2 directory")
     g.add_argument("--device", choices=["cpu", "cuda", "auto"])
     g.add_argument("--compute-type", help="CTranslate2 compute type (default: int8 on CPU, float16 on CUDA)")
@@ -115,12 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--ice-host", action="append", help="gather ICE host candidates only on this address (repeat)")
     sv.add_argument("--no-sentiment", dest="sentiment", action="store_false", default=None,
                     help="no sentiment update after each final (CALLSCRIBE_SENTIMENT=false)")
+    cl = sv.add_argument_group("several nodes (docs/cluster.md)")
+    cl.add_argument("--redis", metavar="URL", help="join a cluster through this Redis (redis://host:6379/0): node "
+                    "registry, calls redirected by load, room events across nodes, the shared job queue")
+    cl.add_argument("--public-url", metavar="URL", help="this node's URL as clients and other nodes reach it "
+                    "(redirects point here; default http(s)://host:port)")
+    cl.add_argument("--node-id", help="this node's name in the registry (default hostname:port)")
     a = sv.add_argument_group("access control")
     a.add_argument("--api-key", help="operator key (Authorization: Bearer KEY) that turns access control on; prefer "
                    "CALLSCRIBE_API_KEY, command lines are visible to other users of the machine")
     a.add_argument("--insecure-no-auth", action="store_true", default=None,
                    help="serve a non-loopback --host WITHOUT any access control (only on a trusted network)")
     _common(sv)
+
+    wk = sub.add_parser("worker", help="run analysis jobs from the shared queue (no HTTP server, no calls): on "
+                        "any machine that reaches the database and Redis")
+    wk.add_argument("--redis", metavar="URL", help="the cluster's Redis (redis://host:6379/0): the shared job queue "
+                    "and the registry this worker heartbeats in, so a job it leaves when killed is re-run elsewhere")
+    wk.add_argument("--jobs", type=int, metavar="N", help="jobs run at once (default CALLSCRIBE_JOB_WORKERS, at "
+                    "least 1)")
+    wk.add_argument("--node-id", help="this worker's name in the registry and in the jobs it runs (default "
+                    "hostname:pid)")
+    _common(wk)
 
     tk = sub.add_parser("token", help="mint a room token and invite link (signed offline with the server's secret)")
     tk.add_argument("--room", required=True, help="the room the token is limited to")
@@ -427,6 +447,62 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_worker(args: argparse.Namespace) -> int:
+    """``callscribe worker``: ``--jobs`` analysis-job threads on the queue of :func:`server.jobs.service.queue_target`
+    (``--redis``: the cluster's huey Redis queue, https://huey.readthedocs.io) over the shared ``--database``, until
+    SIGINT or SIGTERM; then a running job gets :meth:`JobService.stop`'s timeout to finish (else another worker
+    re-runs it). With ``--redis`` the worker heartbeats in the node registry under its runner name and sweeps for
+    jobs whose worker died (:mod:`server.jobs.liveness`). Prints one line once it takes jobs."""
+    import signal
+    import threading
+
+    from .cluster.registry import NodeRegistry, connect
+    from .compose import build_runtime
+    from .jobs.service import JobService, queue_target
+    from .store.jobs import JobStore
+
+    settings = _settings(args)
+    if args.jobs is not None and args.jobs < 1:
+        raise CallscribeError("--jobs must be at least 1")
+    jobs = max(1, settings.job_workers if args.jobs is None else args.jobs)
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+    service = None
+    try:
+        runtime = build_runtime(settings)
+        try:
+            registry = NodeRegistry(connect(settings.redis_url), settings.node_ttl_s) if settings.redis_url else None
+            service = JobService(runtime, JobStore(runtime.store.database), registry=registry,
+                                 worker=settings.node_id)
+            if not stop.is_set():  # a signal while the models loaded: stop before taking any job
+                service.start(workers=jobs, heartbeat=True)
+                print(f"callscribe: worker {service.runner.worker} running {jobs} job worker"
+                      f"{'s' if jobs != 1 else ''} on {_redacted(queue_target(settings))} (Ctrl-C to stop)",
+                      flush=True)
+                stop.wait()
+                logging.getLogger(__name__).info("worker stopping", extra={"worker": service.runner.worker})
+        finally:
+            if service is not None:
+                service.stop()
+            runtime.close()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 0
+
+
+def _redacted(target) -> str:
+    """A queue location for printing: a URL's password replaced by ``***``."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    text = str(target)
+    parts = urlsplit(text)
+    if "://" not in text or parts.password is None:
+        return text
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def _cmd_call(args: argparse.Namespace) -> int:
     import asyncio
 
@@ -561,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs.setup(args.verbose)
     handlers = {"transcribe": _cmd_transcribe, "analyze": _cmd_analyze, "enroll": _cmd_enroll,
                 "profiles": _cmd_profiles, "serve": _cmd_serve, "call": _cmd_call, "listen": _cmd_listen,
-                "turn": _cmd_turn, "token": _cmd_token, "sentiment": _cmd_sentiment}
+                "turn": _cmd_turn, "token": _cmd_token, "sentiment": _cmd_sentiment, "worker": _cmd_worker}
     try:
         return handlers[args.command](args)
     except (CallscribeError, TurnError) as exc:

@@ -16,10 +16,14 @@ from aiohttp import web
 
 from turn import credentials
 
+from .cluster.bus import RoomBus
+from .cluster.node import ClusterNode
+from .cluster.registry import NodeRegistry, connect, node_id, public_url
 from .compute.runtime import SpeechRuntime
 from .compute.workpool import JobObserver
 from .errors import CallscribeError, StoreError
 from .jobs.service import JobService
+from .rooms.cluster import ClusterRoomHub
 from .rooms.durable import SessionRecorder, purge_expired
 from .rooms.hub import RoomHub
 from .rooms.memory import MemoryRoomHub
@@ -72,7 +76,8 @@ def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, ice:
     (:func:`room_hub`) unless another is given, and an optional stream observer. At startup, sessions a crash
     left open are ended and the retention settings are applied (then hourly). ``jobs`` (default: a
     :class:`JobService` on the same database, its huey queue in ``Settings.jobs_dir``) runs recording analyses on
-    ``Settings.job_workers`` threads from startup to shutdown.
+    ``Settings.job_workers`` threads from startup to shutdown. With ``Settings.redis_url`` the node joins the
+    cluster there (:func:`cluster_node`): rooms across nodes, calls routed by load.
     """
     from signaling.app import build_app
 
@@ -80,9 +85,14 @@ def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, ice:
     sessions = sessions or SessionStore(runtime.store.database)  # one database, one connection pool
     if jobs is None:
         jobs = JobService(runtime, JobStore(runtime.store.database))
-    app = build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms or room_hub(settings, sessions),
-                    observer=observer, sessions=sessions, jobs=jobs)
-    app.cleanup_ctx.append(functools.partial(_housekeeping, sessions, settings))
+    cluster = None
+    if settings.redis_url and rooms is None:
+        cluster, rooms = cluster_node(settings, sessions)
+    if rooms is None:  # (a hub with no rooms yet is falsy: it has a length)
+        rooms = room_hub(settings, sessions)
+    app = build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms, observer=observer,
+                    sessions=sessions, jobs=jobs, cluster=cluster)
+    app.cleanup_ctx.append(functools.partial(_housekeeping, sessions, settings, end_open=cluster is None))
     app.cleanup_ctx.append(functools.partial(_job_workers, jobs))
     return app
 
@@ -119,14 +129,32 @@ def room_hub(settings: Settings, sessions: SessionStore | None = None) -> Memory
                          recorder)
 
 
-def _recorder(sessions: SessionStore, backlog_finals: int, room: str) -> SessionRecorder:
-    return SessionRecorder(sessions, room, backlog_finals)
+def _recorder(sessions: SessionStore, backlog_finals: int, room: str, numbering=None) -> SessionRecorder:
+    return SessionRecorder(sessions, room, backlog_finals, numbering=numbering)
 
 
-async def _housekeeping(sessions: SessionStore, settings: Settings, app: web.Application):
-    """aiohttp cleanup context: end sessions left open by a crash, apply retention now and hourly."""
+def cluster_node(settings: Settings, sessions: SessionStore) -> tuple[ClusterNode, ClusterRoomHub]:
+    """This node of the cluster on ``Settings.redis_url``: its registry entry and heartbeat, and the room hub
+    whose rooms follow their Redis streams and number their events in Redis (docs/cluster.md).
+
+    Raises:
+        ClusterError: the URL is not a Redis URL (an unreachable Redis is not an error: the node retries).
+    """
+    bus = RoomBus(settings.redis_url, node_id(settings), maxlen=settings.room_stream_len)
+    recorder = functools.partial(_recorder, sessions, settings.backlog_finals, numbering=bus.next_seq)
+    hub = ClusterRoomHub(bus, lambda: AnonymousSpeakers.from_settings(settings) if settings.anonymous_speakers
+                         else None, recorder)
+    registry = NodeRegistry(connect(settings.redis_url), settings.node_ttl_s)
+    node = ClusterNode(registry, node_id(settings), public_url(settings), heartbeat_s=settings.heartbeat_s, bus=bus,
+                       on_nodes=hub.prune)
+    return node, hub
+
+
+async def _housekeeping(sessions: SessionStore, settings: Settings, app: web.Application, *, end_open: bool = True):
+    """aiohttp cleanup context: end sessions left open by a crash (not in a cluster: the open sessions there may be
+    other nodes' live calls), apply retention now and hourly."""
     try:
-        ended = await asyncio.to_thread(sessions.end_open, "server restart")
+        ended = await asyncio.to_thread(sessions.end_open, "server restart") if end_open else 0
         if ended:
             log.warning("sessions left open by an earlier run were ended", extra={"sessions": ended})
     except StoreError as exc:

@@ -27,6 +27,11 @@ class Metrics:
         self.late_frames = Counter("callscribe_late_frames", "frames dropped for going back in time", registry=r)
         self.protocol_errors = Counter("callscribe_protocol_errors", "bad data-channel messages", ["code"],
                                        registry=r)
+        self.redirected = Counter("callscribe_offers_redirected", "offers sent to another node (307)", registry=r)
+        self.sse_viewers = Gauge("callscribe_sse_viewers", "room viewers following over server-sent events now",
+                                 registry=r)
+        self.sse_dropped = Counter("callscribe_sse_viewers_dropped", "server-sent-event viewers dropped for "
+                                   "falling behind", registry=r)
         self.queue_depth = Gauge("callscribe_queue_depth", "model jobs waiting for a worker", registry=r)
         if queue_depth is not None:
             self.queue_depth.set_function(queue_depth)

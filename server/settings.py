@@ -209,6 +209,25 @@ class Settings(BaseSettings):
     callback_retries: int = Field(4, ge=0, le=10, description="retries (exponential back-off) of a job's final "
                                   "callback on errors, timeouts, 429 and 5xx")
 
+    # --- several nodes (server/cluster; off unless redis_url is set) ----------------------------
+    redis_url: str | None = Field(
+        None, description="redis:// URL that joins this process to a cluster: node registry with heartbeats, room "
+        "events across nodes, and (unless job_queue is set) the shared job queue; None = one machine, nothing shared")
+    public_url: str | None = Field(
+        None, description="this node's URL as other nodes and clients reach it (redirects point here), e.g. "
+        "https://node1.example.org; None = http(s)://host:port")
+    node_id: str | None = Field(None, description="this node's name in the registry; None = hostname:port")
+    heartbeat_s: float = Field(1.0, gt=0, le=60, description="a node writes its load to Redis this often")
+    node_ttl_s: float = Field(
+        5.0, gt=0, le=300, description="a node whose heartbeat is older than this leaves the routing (Redis key "
+        "expiry)")
+    room_stream_len: int = Field(
+        10_000, ge=100, description="events kept per room in its Redis stream (approximate cap, XADD MAXLEN ~): how "
+        "far a node that lost Redis for a while can catch up")
+    max_sse_viewers: int = Field(
+        2000, ge=0, description="read-only room viewers over server-sent events per node (GET "
+        "/api/rooms/{room}/events); more are refused with 503 server_busy")
+
     # --- TURN (coturn with use-auth-secret) ------------------------------------------------------
     turn_urls: list[str] = Field(
         default_factory=list, description='e.g. ["turn:turn.example.org:3478?transport=udp"]; handed to clients '

@@ -25,6 +25,8 @@ Routes:
                           (:mod:`openapi`)
 ``/api/rooms/{room}/speakers``  a room's anonymous speakers; name one, optionally saving its voice
                           (:mod:`speakers_api`)
+``GET /api/rooms/{room}/events``  follow a room over server-sent events (read-only viewers at scale;
+                          :mod:`viewers_api`)
 ``GET /healthz``          process alive · ``GET /readyz`` models loaded · ``GET /metrics`` Prometheus text
 ``GET /``                 the pages in ``static/``
 ``GET /room/{name}``      the live room view (``static/room.html``)
@@ -39,6 +41,7 @@ every request); offers are rate-limited per client address (:mod:`signaling.limi
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
@@ -47,7 +50,10 @@ from pathlib import Path
 from aiohttp import web
 from aiortc import RTCSessionDescription
 from pydantic import ValidationError
+from yarl import URL
 
+from server.cluster.node import ClusterNode
+from server.cluster.registry import NodeInfo, cpu_load
 from server.compute.runtime import SpeechRuntime
 from server.jobs.service import JobService
 from server.metrics import Metrics
@@ -60,7 +66,18 @@ from server.stream.processor import StreamObserver
 from server.webrtc.ice import IceServers
 from server.webrtc.peer import CallPeer
 
-from . import auth, export_api, jobs_api, limits, openapi, profiles_api, protocol, sessions_api, speakers_api
+from . import (
+    auth,
+    export_api,
+    jobs_api,
+    limits,
+    openapi,
+    profiles_api,
+    protocol,
+    sessions_api,
+    speakers_api,
+    viewers_api,
+)
 from .apidoc import operation
 from .datachannel import DataChannelSession
 from .errors import ApiError, errors_as_json
@@ -86,6 +103,9 @@ CALLS = web.AppKey("calls", dict)
 CALL_KEY_BYTES = 24
 HISTORY = web.AppKey("history", SessionHistory)
 JOBS = web.AppKey("jobs", JobService)
+CLUSTER = web.AppKey("cluster", ClusterNode)
+ROUTE_PARAM = "node"
+"""Query parameter of a redirected offer: the node it was sent to, which then takes it without routing again."""
 
 
 VIEWERS_PER_CALL = 16
@@ -109,6 +129,45 @@ def _admit(app: web.Application, listen_only: bool) -> None:
     app[METRICS].refused.labels("server_busy").inc()
     raise ApiError("server_busy", f"server too busy: {reason}; retry later",
                    headers={"Retry-After": str(RETRY_AFTER_S)})
+
+
+def node_info(app: web.Application) -> NodeInfo:
+    """This node's current load, as the registry and the routing see it."""
+    runtime, peers, settings, cluster = app[RUNTIME], app[PEERS], app[SETTINGS], app[CLUSTER]
+    callers = sum(not p.listen_only for p in peers.values())
+    rooms = app[ROOMS]
+    held = rooms.held_rooms() if hasattr(rooms, "held_rooms") else []
+    return NodeInfo(id=cluster.id, url=cluster.url, callers=callers, max_peers=settings.max_peers,
+                    viewers=len(peers) - callers + viewers_api.count(app), queue=runtime.pool.depth,
+                    busy=runtime.pool.busy, cpu=cpu_load(), rooms=held)
+
+
+def _route(request: web.Request, room: str | None, listen_only: bool, path: str) -> None:
+    """In a cluster, send a call that another node should take there: ``307 Temporary Redirect`` (RFC 9725
+    §4.6 for WHIP; the JSON offer the same way), the method and body kept by the client, ``?node=`` naming the
+    target so that it takes the call without routing it again. Viewers stay where they are (no decode work).
+
+    Raises:
+        web.HTTPTemporaryRedirect: to the chosen node.
+    """
+    cluster = request.app.get(CLUSTER)
+    if cluster is None or listen_only or request.query.get(ROUTE_PARAM) == cluster.id:
+        return
+    target = cluster.route(node_info(request.app), room)
+    if target is None or target.id == cluster.id or not target.url:
+        return  # nobody has room (admission answers 503) or this node should take it
+    query = {k: v for k, v in request.query.items() if k != ROUTE_PARAM}
+    location = URL(target.url + path).with_query({**query, ROUTE_PARAM: target.id})
+    request.app[METRICS].redirected.inc()
+    log.info("offer redirected", extra={"node": target.id, "room": room})
+    raise web.HTTPTemporaryRedirect(location=str(location), headers={"Cache-Control": "no-store"})
+
+
+def _session_path(app: web.Application, path: str) -> str:
+    """A call's own URL: absolute on this node in a cluster (the client's later requests must reach the node that
+    holds the call, whichever node it first asked), else a path on the server."""
+    cluster = app.get(CLUSTER)
+    return cluster.url + path if cluster is not None else path
 
 
 def _listen_only(sdp: str) -> bool:
@@ -218,11 +277,13 @@ async def offer(request: web.Request) -> web.Response:
     listen_only = _listen_only(parsed.sdp)
     options = _authorize_offer(who, options, listen_only)
     limits.check(request, "offer")
+    _route(request, options.room, listen_only, "/api/offer")
     _admit(request.app, listen_only=listen_only)
     peer, answer, key = await _start_call(request.app, parsed.sdp, parsed.type, options, who=who,
                                           address=limits.limited_address(request))
+    session_url = _session_path(request.app, f"/api/calls/{key}")
     return web.json_response(protocol.OfferAnswer(sdp=answer.sdp, peer_id=peer.id, room=peer.room.name,
-                                                  session_url=f"/api/calls/{key}").model_dump())
+                                                  session_url=session_url).model_dump())
 
 
 @operation(summary="WHIP (RFC 9725): publish with an SDP offer; the answer's Location is the session URL",
@@ -244,11 +305,12 @@ async def whip(request: web.Request) -> web.Response:
     listen_only = _listen_only(sdp)
     options = _authorize_offer(who, options, listen_only)
     limits.check(request, "offer")
+    _route(request, options.room, listen_only, "/whip")
     _admit(request.app, listen_only=listen_only)
     _, answer, key = await _start_call(request.app, sdp, "offer", options, who=who,
                                        address=limits.limited_address(request))
     return web.Response(status=201, text=answer.sdp, content_type="application/sdp",
-                        headers={"Location": f"/whip/{key}"})
+                        headers={"Location": _session_path(request.app, f"/whip/{key}")})
 
 
 def _call_of(request: web.Request) -> CallPeer:
@@ -340,18 +402,29 @@ async def room_page(request: web.Request) -> web.StreamResponse:
     raise ApiError("not_found", "no room page is installed")
 
 
+async def _cluster_heartbeat(app: web.Application):
+    """aiohttp cleanup context: this node's heartbeat and room bus from startup to shutdown."""
+    task = asyncio.get_running_loop().create_task(app[CLUSTER].run(lambda: node_info(app)))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def _close_all_peers(app: web.Application) -> None:
     await asyncio.gather(*(p.close("server shutdown") for p in list(app[PEERS].values())), return_exceptions=True)
 
 
 def build_app(runtime: SpeechRuntime, settings: Settings, *, ice: IceServers, rooms: RoomHub,
               metrics: Metrics | None = None, observer: StreamObserver | None = None,
-              sessions: SessionStore, jobs: JobService | None = None) -> web.Application:
+              sessions: SessionStore, jobs: JobService | None = None,
+              cluster: ClusterNode | None = None) -> web.Application:
     """The signaling application over an already loaded :class:`SpeechRuntime` and the collaborators the
     composition root (:func:`server.compose.create_app`) passes in.
 
     ``settings`` gives the server-side limits: peers, idle timeout, message size. ``observer`` is handed to
     every call's speech processor (benchmarks). ``jobs`` serves the analysis-job routes (none without it).
+    ``cluster``: this node of a cluster (heartbeat from startup to shutdown, offers routed by load).
     """
     app = web.Application(middlewares=[errors_as_json, auth.middleware], client_max_size=MAX_SDP_BYTES)
     auth.install(app, settings)
@@ -382,6 +455,10 @@ def build_app(runtime: SpeechRuntime, settings: Settings, *, ice: IceServers, ro
         app[JOBS] = jobs
         jobs_api.add_routes(app, JOBS)
         app.router.add_get("/analyze", analyze_page)
+    viewers_api.add_routes(app, ROOMS, SETTINGS, METRICS)
+    if cluster is not None:
+        app[CLUSTER] = cluster
+        app.cleanup_ctx.append(_cluster_heartbeat)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", prometheus_metrics)

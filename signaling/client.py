@@ -98,6 +98,8 @@ class CallResult:
     peer_id: str | None = None
     room: str | None = None
     session_url: str | None = None
+    answered_by: str | None = None
+    """Origin of the server that answered the offer (another node than the one asked, after a redirect)."""
 
     @property
     def finals(self) -> list[dict]:
@@ -192,13 +194,15 @@ class CallSession:
         if self.relay_only and " typ relay" not in self.pc.localDescription.sdp:
             raise CallError(f"no TURN relay candidate: {await turn_diagnosis(self.ice_servers)}")
         body = {"sdp": self.pc.localDescription.sdp, "type": "offer", **self.options}
-        async with http.post(f"{self.url}/api/offer", json=body, headers=self.headers) as resp:
+        # a node of a cluster may redirect the offer to another (307: aiohttp repeats the POST with its body there)
+        async with http.post(f"{self.url}/api/offer", json=body, headers=self.headers, max_redirects=3) as resp:
             answer = await resp.json(content_type=None)
             if resp.status != 200:
                 raise _refused("offer", resp.status, answer)
+            self.result.answered_by = str(resp.url.origin())
         self.result.peer_id, self.result.room = answer["peer_id"], answer["room"]
         if answer.get("session_url"):
-            self.result.session_url = urljoin(self.url + "/", answer["session_url"])
+            self.result.session_url = urljoin(str(resp.url), answer["session_url"])
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer["sdp"], type="answer"))
 
     def _on_message(self, raw) -> None:

@@ -132,3 +132,16 @@ def postgres_url():
         yield server.url()
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A throwaway Redis server started for this test session (``tests/redis_server.py``; skips when the machine
+    cannot run one). Tests that share it use their own key prefix or call ``flush()``."""
+    from redis_server import start_or_skip
+
+    server = start_or_skip()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -142,6 +142,22 @@ def test_nginx_site_passes_nginx_t(tmp_path):
     assert "[warn]" not in output and "[emerg]" not in output, output
 
 
+def test_cluster_locations_pass_nginx_t_inside_the_site(tmp_path):
+    """``nginx -t`` accepts deploy/cluster/nginx-nodes.conf included in the HTTPS server block, as its header says."""
+    nginx = tool("nginx", "nginx-light")
+    site = nginx_site(tmp_path)
+    nodes = Path(__file__).resolve().parents[1] / "deploy" / "cluster" / "nginx-nodes.conf"
+    text = site.read_text()
+    last = text.rindex("    location / {")
+    site.write_text(text[:last] + f"    include {nodes};\n\n" + text[last:])
+    conf = nginx_main_conf(tmp_path, site)
+    result = subprocess.run([nginx, "-t", "-p", str(tmp_path), "-e", str(tmp_path / "error.log"), "-c", str(conf),
+                             "-g", nginx_globals(tmp_path)], capture_output=True, text=True, timeout=30)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "[warn]" not in output and "[emerg]" not in output, output
+
+
 class _Backend(http.server.BaseHTTPRequestHandler):
     """Stands in for `callscribe serve`: answers every request with what it received, as JSON."""
 

@@ -18,10 +18,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SessionNotFound, StoreError
+from ..errors import CallscribeError, SessionNotFound, StoreError
 from ..settings import Settings
 from ..store.sessions import RelabelRecord, SessionStore, UtteranceRecord
 from ..stream.events import Final, SentimentMark, SentimentUpdate, SpeakerRelabeled
@@ -86,8 +87,13 @@ class SessionRecorder:
     store: SessionStore
     room: str
     backlog_finals: int = 1000
+    numbering: Callable[[str, int], int] | None = None
+    """Where ``seq`` comes from when several nodes record one room: ``(room, highest seq known here) → next seq``
+    (:meth:`server.cluster.bus.RoomBus.next_seq`); None = this recorder counts on its own."""
     seq: int = 0
     failures: int = 0
+    backlog_seqs: frozenset[int] = frozenset()
+    """The ``seq`` of every record the last :meth:`backlog` returned (to drop them when they arrive again)."""
 
     def __post_init__(self) -> None:
         self.seq = self.store.last_seq(self.room)
@@ -98,7 +104,19 @@ class SessionRecorder:
         Raises:
             StoreError: the database cannot be read.
         """
-        return as_events(self.store.room_log(self.room, self.backlog_finals)) if self.backlog_finals else []
+        records = self.store.room_log(self.room, self.backlog_finals) if self.backlog_finals else []
+        self.backlog_seqs = frozenset(r.seq for r in records)
+        return as_events(records)
+
+    def _next_seq(self) -> int:
+        if self.numbering is not None:
+            try:
+                self.seq = self.numbering(self.room, self.seq)
+                return self.seq
+            except CallscribeError as exc:
+                log.error("shared numbering failed; numbering here", extra={"room": self.room, "error": str(exc)})
+        self.seq += 1
+        return self.seq
 
     def started(self, session_id: str, caller: str | None, language: str | None) -> None:
         self._guard(self.store.start, session_id, self.room, caller, language)
@@ -113,16 +131,14 @@ class SessionRecorder:
         self._guard(self.store.end, session_id, reason)
 
     def final(self, event: Final, session_id: str) -> None:
-        self.seq += 1
-        self._guard(self.store.add_utterance, utterance_record(event, session_id, self.room, self.seq))
+        self._guard(self.store.add_utterance, utterance_record(event, session_id, self.room, self._next_seq()))
 
     def sentiment(self, event: SentimentUpdate, session_id: str) -> None:
         """Store a final's sentiment onto its row (a final without text was never stored: nothing to do)."""
         self._guard(self.store.set_sentiment, session_id, event.utterance_id, event.turn, event.label, event.score)
 
     def relabel(self, event: SpeakerRelabeled, session_id: str | None) -> None:
-        self.seq += 1
-        self._guard(self.store.add_relabel, relabel_record(event, session_id, self.room, self.seq))
+        self._guard(self.store.add_relabel, relabel_record(event, session_id, self.room, self._next_seq()))
 
     def _guard(self, write, *args, **kwargs) -> None:
         """A failed write is logged and counted, never raised into the call: the live transcript goes on."""

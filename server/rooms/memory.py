@@ -55,15 +55,37 @@ class MemoryRoom:
                 while len(self._awaiting) > AWAITING_SENTIMENT:
                     self._awaiting.popitem(last=False)
         elif isinstance(event, SentimentUpdate):
+            if self.recorder is not None:
+                self.recorder.sentiment(event, peer_id)
             self._mark(event, peer_id)
         message = {**event.model_dump(mode="json"), "peer_id": peer_id}
         if caller is not None:
             message["caller"] = caller
         self._send(message)
+        self._relay(message, self.recorder.seq if kept and self.recorder is not None else None)
+
+    def _keep(self, event: Event, peer_id: str) -> None:
+        """Keep ``event`` in the backlog as :meth:`publish` does, without writing it anywhere (an event another
+        node published and stored)."""
+        if (isinstance(event, Final) and event.text.strip()) or isinstance(event, SpeakerRelabeled):
+            self.backlog.append(event)
+            del self.backlog[: -self.max_backlog]
+            if isinstance(event, Final):
+                self._awaiting[(peer_id, event.utterance_id, event.turn)] = event
+                while len(self._awaiting) > AWAITING_SENTIMENT:
+                    self._awaiting.popitem(last=False)
+        elif isinstance(event, SentimentUpdate):
+            self._mark(event, peer_id)
+
+    def _relay(self, message: dict, seq: int | None) -> None:
+        """Hook: a message this room just sent to its subscribers (``seq``: its number in the database, for a
+        stored final or relabel). Nothing to do in one process; :class:`server.rooms.cluster.ClusterRoom`
+        passes it to the other nodes."""
+
+    def _callers_changed(self) -> None:
+        """Hook: a call joined, was renamed or left (the other nodes' rooms recount their callers)."""
 
     def _mark(self, update: SentimentUpdate, peer_id: str) -> None:
-        if self.recorder is not None:
-            self.recorder.sentiment(update, peer_id)
         final = self._awaiting.pop((peer_id, update.utterance_id, update.turn), None)
         if final is None:
             return
@@ -101,6 +123,7 @@ class MemoryRoom:
                 self.recorder.audio(peer_id, audio_path)
         self.callers[peer_id] = caller
         self._send(self.state.model_dump())
+        self._callers_changed()
 
     def leave(self, peer_id: str, reason: str = "closed") -> None:
         if peer_id in self.callers:
@@ -108,6 +131,7 @@ class MemoryRoom:
             if self.recorder is not None:
                 self.recorder.ended(peer_id, reason)
             self._send(self.state.model_dump())
+            self._callers_changed()
 
 
 class MemoryRoomHub:
@@ -135,8 +159,12 @@ class MemoryRoomHub:
             self._rooms[name] = self._create(name)
         return self._rooms[name]
 
+    def _new_room(self, name: str) -> MemoryRoom:
+        """An empty room (subclasses make their own kind, and may start following it elsewhere first)."""
+        return MemoryRoom(name, self._speakers())
+
     def _create(self, name: str) -> MemoryRoom:
-        room = MemoryRoom(name, self._speakers())
+        room = self._new_room(name)
         if self._recorder is None:
             return room
         try:
@@ -157,6 +185,10 @@ class MemoryRoomHub:
 
     def __len__(self) -> int:
         return len(self._rooms)
+
+    def rooms(self) -> list[MemoryRoom]:
+        """Every room this process holds."""
+        return list(self._rooms.values())
 
 
 def _anon_numbers(events: list[Final | SpeakerRelabeled]):

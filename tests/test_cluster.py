@@ -1,0 +1,201 @@
+"""Several nodes on loopback ports, one real Redis and one real PostgreSQL (Debian's packages, started by the
+fixtures): the node registry and its expiry, calls routed by load (a full node answers ``307`` and the call lands
+and transcribes on another), a room followed over server-sent events on a third node (live, then as backlog from
+the shared database), and the routing rule itself.
+
+The nodes run in this process (one event loop, three aiohttp servers with their own runtimes and settings): what
+crosses between them is only Redis, PostgreSQL and HTTP, as between machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+
+import aiohttp
+import numpy as np
+import pytest
+import pytest_asyncio
+from aiohttp.test_utils import TestServer
+from postgres_server import create_database, free_port
+
+from server.cluster.registry import NodeInfo, NodeRegistry, connect
+from server.cluster.routing import choose
+
+# --- the routing rule (no servers) ----------------------------------------------------------------------------
+
+
+def node(id, callers=0, max_peers=4, rooms=(), busy=False, cpu=0.0, role="node"):
+    return NodeInfo(id=id, url=f"http://{id}", callers=callers, max_peers=max_peers, rooms=list(rooms), busy=busy,
+                    cpu=cpu, role=role)
+
+
+def test_routing_prefers_the_room_then_the_least_loaded_node_then_this_one():
+    a, b, c = node("a", 1), node("b", 0), node("c", 2)
+    assert choose([a, b, c], a).id == "b"  # least loaded
+    assert choose([a, b, c], node("a", 0)).id == "a"  # a tie: this node, no bouncing
+    assert choose([a, b, c], a, room="standup").id == "b"  # nobody holds the room: by load
+    c_room = node("c", 2, rooms=["standup"])
+    assert choose([a, b, c_room], a, room="standup").id == "c"  # room affinity beats load
+    c_full = node("c", 4, rooms=["standup"])
+    assert choose([a, b, c_full], a, room="standup").id == "b"  # the room's node is full: spill by load
+    assert choose([node("b", 0, busy=True)], node("a", 3)).id == "a"  # a node whose decode queue is full is out
+    assert choose([node("w", 0, role="worker")], node("a", 4)) is None  # workers take no calls; nobody has room
+    assert choose([node("b", 1, cpu=0.9), node("c", 1, cpu=0.1)], node("a", 4)).id == "c"  # CPU breaks ties
+
+
+# --- the registry on a real Redis -------------------------------------------------------------------------------
+
+
+def test_a_node_that_stops_heartbeating_leaves_the_registry_within_its_ttl(redis_server):
+    redis_server.flush()
+    registry = NodeRegistry(connect(redis_server.url), ttl_s=1.0)
+    registry.heartbeat(node("a"))
+    registry.heartbeat(node("b", callers=2))
+    assert [(n.id, n.callers) for n in registry.nodes()] == [("a", 0), ("b", 2)]
+    deadline = time.monotonic() + 1.6
+    while time.monotonic() < deadline:  # a keeps beating, b has stopped (as after kill -9)
+        registry.heartbeat(node("a"))
+        time.sleep(0.2)
+    assert registry.alive() == {"a"}
+    registry.leave("a")  # a clean shutdown leaves at once
+    assert registry.nodes() == []
+
+
+# --- three nodes ---------------------------------------------------------------------------------------------------
+
+@contextlib.asynccontextmanager
+async def serve_node(runtime, settings):
+    from server.compose import create_app
+
+    server = TestServer(create_app(runtime, settings), host="127.0.0.1", port=settings.port)
+    await server.start_server()
+    try:
+        yield f"http://127.0.0.1:{settings.port}"
+    finally:
+        await server.close()
+
+
+class SseViewer:
+    """A read-only room viewer over ``GET /api/rooms/{room}/events`` that collects every message."""
+
+    def __init__(self, http: aiohttp.ClientSession, url: str) -> None:
+        self.messages: list[dict] = []
+        self.task = asyncio.get_running_loop().create_task(self._run(http, url))
+        self.status: int | None = None
+
+    async def _run(self, http, url) -> None:
+        async with http.get(url, timeout=aiohttp.ClientTimeout(total=None, sock_read=60)) as resp:
+            self.status = resp.status
+            async for line in resp.content:
+                if line.startswith(b"data:"):
+                    self.messages.append(json.loads(line[5:]))
+
+    async def until(self, predicate, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate(self.messages):
+            assert not self.task.done(), f"the event stream ended: {self.task}"
+            assert time.monotonic() < deadline, f"not seen within {timeout_s} s: {self.messages[-5:]}"
+            await asyncio.sleep(0.1)
+
+    async def close(self) -> None:
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiohttp.ClientError):
+            await self.task
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def cluster(redis_server, postgres_url, model_cache, speech, tmp_path_factory):
+    """Nodes a and b (real models, one call slot each) and c (no Whisper: it serves viewers), on one Redis and one
+    PostgreSQL database; yields their URLs once every node is in the registry."""
+    from server.compute.runtime import SpeechRuntime
+    from server.settings import Settings
+    from server.webrtc.ice import restrict_host_addresses
+
+    restrict_host_addresses(["127.0.0.1"])
+    redis_server.flush()
+    database = create_database(postgres_url, "cluster")
+    runtimes, urls = [], {}
+    async with contextlib.AsyncExitStack() as stack:
+        for name, asr in (("a", True), ("b", True), ("c", False)):
+            port = free_port()
+            settings = Settings(database=database, redis_url=redis_server.url, node_id=name, port=port,
+                                public_url=f"http://127.0.0.1:{port}", max_peers=1, model_cache_dir=model_cache,
+                                jobs_dir=tmp_path_factory.mktemp(f"jobs-{name}"), job_workers=0,
+                                ice_host_addresses=["127.0.0.1"], heartbeat_s=0.5, node_ttl_s=2.0, sentiment=False)
+            runtime = await asyncio.to_thread(SpeechRuntime.from_settings, settings, load_asr=asr)
+            runtimes.append(runtime)
+            urls[name] = await stack.enter_async_context(serve_node(runtime, settings))
+        registry = NodeRegistry(connect(redis_server.url), ttl_s=2.0)
+        deadline = time.monotonic() + 15
+        while registry.alive() != {"a", "b", "c"}:
+            assert time.monotonic() < deadline, f"nodes in the registry: {registry.alive()}"
+            await asyncio.sleep(0.1)
+        yield urls, registry
+    for runtime in runtimes:
+        runtime.close()
+    restrict_host_addresses(None)
+
+
+@pytest.fixture(scope="module")
+def clip(speech):
+    from server.audio.ingest import load_audio
+
+    d = speech / "harvard_2spk"
+    return np.concatenate([load_audio(d / "spk1_snt1.wav"), np.zeros(16000, np.float32),
+                           load_audio(d / "spk1_snt2.wav")])
+
+
+@pytest.mark.speech
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_full_node_redirects_and_a_viewer_on_a_third_node_sees_the_call(cluster, clip):
+    from signaling.client import CallSession
+
+    urls, registry = cluster
+    async with aiohttp.ClientSession() as http:
+        viewer = SseViewer(http, f"{urls['c']}/api/rooms/standup/events")
+        try:
+            await viewer.until(lambda ms: any(m.get("type") == "room" for m in ms), 10)
+            assert viewer.status == 200
+            async with CallSession(urls["a"], speed=2.0, room="standup", name="Ann", transcribe=False) as first:
+                assert first.result.answered_by == urls["a"]  # a has its one slot free: it takes the call
+                await _until(lambda: "standup" in _node(registry, "a").rooms, 5, registry.nodes)  # a's next heartbeat
+                async with CallSession(urls["a"], speed=2.0, room="retro", name="Bo", transcribe=False) as second:
+                    assert second.result.answered_by == urls["b"]  # a is full: 307 to b
+                    assert second.result.session_url.startswith(urls["b"] + "/api/calls/")
+                    finals = await first.transcribe(clip)
+                    spilled = await second.transcribe(clip[: 16000 * 3])
+            texts = [f["text"] for f in finals if f["text"].strip()]
+            assert texts, finals
+            assert [f["text"] for f in spilled if f["text"].strip()], spilled  # b transcribed the spilled call
+            # the viewer on c got a's finals live, once each, with the caller's name
+            await viewer.until(lambda ms: [m["text"] for m in _live_finals(ms)] == texts, 15)
+            assert all(m["caller"] == "Ann" and m["peer_id"] == first.result.peer_id for m in _live_finals(
+                viewer.messages))
+            assert any(m.get("type") == "room" and m.get("names") == ["Ann"] for m in viewer.messages)
+        finally:
+            await viewer.close()
+        late = SseViewer(http, f"{urls['b']}/api/rooms/standup/events")  # a late viewer on another node
+        try:
+            await late.until(lambda ms: any(m.get("type") == "room" for m in ms), 10)
+            backlog = [m["text"] for m in late.messages if m.get("type") == "final" and m.get("backlog")]
+            assert backlog == texts  # from the shared PostgreSQL database
+        finally:
+            await late.close()
+
+
+def _live_finals(messages):
+    return [m for m in messages if m.get("type") == "final" and not m.get("backlog") and m["text"].strip()]
+
+
+def _node(registry, node_id):
+    return next((n for n in registry.nodes() if n.id == node_id), node(node_id))
+
+
+async def _until(predicate, timeout_s, why=lambda: ""):
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, why()
+        await asyncio.sleep(0.1)
