@@ -83,21 +83,23 @@ def test_short_window_word_timings_cover_the_text_in_order(engines, speech):
 
 @pytest.mark.speech
 def test_a_looping_input_falls_back_to_the_full_window(engines, speech):
-    """Real inputs on which the short window loops: on the utterance + 2 s of silence, beam 5 reads "What joy
-    there is in living." and then starts the sentence again over the padding (seen on harvard spk2_snt2, and on
-    spk1_snt3 followed by 0.5 s of silence; the 10 s default window reads both once). The guard hands those finals
-    to the 30 s window, whose text says each sentence once."""
+    """Real inputs on which the short window has looped: on the utterance + 2 s of silence, beam 5 read "What joy
+    there is in living." and then started the sentence again over the padding (seen on harvard spk2_snt2, and on
+    spk1_snt3 followed by 0.5 s of silence, on one machine; on another CPU the same int8 model read both once, so
+    whether it loops is the model's numerics, not ours: the doubt rule itself is tested with fixed texts above).
+    What must hold everywhere: a final says each sentence once, and a doubted one comes from the 30 s window."""
     from server.asr import guards
 
     d = speech / "harvard_2spk"
     inputs = [load_audio(d / "spk2_snt2.wav"),
               np.concatenate([load_audio(d / "spk1_snt3.wav"), np.zeros(8000, np.float32)])]
     results = [engines["short 0 s"].transcribe(x, language="en") for x in inputs]
-    assert [r.fallback for r in results].count("repeat") >= 1, [(r.window, r.fallback, r.text) for r in results]
+    seen = [(r.window, r.fallback, r.text) for r in results]
     for r in results:
-        assert r.text and guards.clean_partial(r.text) == r.text, r.text
+        assert r.text and guards.clean_partial(r.text) == r.text, seen
+        assert guards.collapse_repeats(r.text, 1, min_ngram=3) == r.text, seen  # no sentence said twice
         if r.fallback:
-            assert r.window == "full"
+            assert r.window == "full", seen
 
 
 @pytest.mark.parametrize("colour", ["white", "pink"])
