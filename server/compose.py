@@ -83,11 +83,14 @@ def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, ice:
 
     settings = settings or runtime.settings
     sessions = sessions or SessionStore(runtime.store.database)  # one database, one connection pool
-    if jobs is None:
-        jobs = JobService(runtime, JobStore(runtime.store.database))
     cluster = None
     if settings.redis_url and rooms is None:
         cluster, rooms = cluster_node(settings, sessions)
+    if jobs is None and cluster is not None:  # the shared queue; this node's job threads heartbeat as a worker
+        jobs = JobService(runtime, JobStore(runtime.store.database), registry=cluster.registry,
+                          worker=f"{cluster.id}/jobs")
+    elif jobs is None:
+        jobs = JobService(runtime, JobStore(runtime.store.database))
     if rooms is None:  # (a hub with no rooms yet is falsy: it has a length)
         rooms = room_hub(settings, sessions)
     app = build_app(runtime, settings, ice=ice or ice_servers(settings), rooms=rooms, observer=observer,
@@ -100,8 +103,8 @@ def create_app(runtime: SpeechRuntime, settings: Settings | None = None, *, ice:
 async def _job_workers(jobs: JobService, app: web.Application):
     """aiohttp cleanup context: recover interrupted jobs and start the job workers, load the sentiment models in
     the background (the first final of a call would otherwise wait seconds for them); stop on shutdown."""
-    try:
-        await asyncio.to_thread(jobs.start)
+    try:  # in a cluster the job threads heartbeat under their own id, so other nodes' sweeps see them alive
+        await asyncio.to_thread(functools.partial(jobs.start, heartbeat=jobs.registry is not None))
     except StoreError as exc:
         log.error("cannot start the analysis jobs", extra={"error": str(exc)})
     sentiment = getattr(jobs.runtime, "sentiment", None)

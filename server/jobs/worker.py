@@ -56,7 +56,9 @@ class JobRunner:
         sentiment: a shared :class:`server.sentiment.TextSentiment` (None = the runtime's, else built on first
             use).
         callbacks: delivers progress and results to jobs' callback URLs (None = callbacks are not sent).
-        worker: this process's name in ``jobs.worker``.
+        worker: this process's name in ``jobs.worker`` (default ``hostname:pid``); in a cluster also its id in the
+            node registry (:class:`server.jobs.liveness.JobLiveness`), by which other processes tell whether a
+            job it left ``running`` is still being worked on.
         nice: added to the job thread's scheduling niceness (0 = unchanged).
     """
 
@@ -70,6 +72,12 @@ class JobRunner:
         self.nice = nice
         self._local = threading.local()
         self._lock = threading.Lock()
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        """Jobs running in this process now."""
+        return self._running
 
     def _diarizer(self):
         if getattr(self._local, "diarizer", None) is None:  # one per worker thread: pyannote is not re-entrant
@@ -95,14 +103,23 @@ class JobRunner:
             return
         if record is None:  # cancelled, deleted, or claimed elsewhere
             return
-        self._notify(record, "progress")
-        with _lower_priority(self.nice):
-            self._run(record)
+        log.info("job started", extra={"job": job_id, "worker": self.worker, "run": record.runs})
+        with self._lock:
+            self._running += 1
+        try:
+            self._notify(record, "progress")
+            with _lower_priority(self.nice):
+                self._run(record)
+        finally:
+            with self._lock:
+                self._running -= 1
         try:
             final = self.store.get(job_id, result=True)
         except CallscribeError:
             return
-        self._notify(final, final.status)
+        log.info("job ended", extra={"job": job_id, "status": final.status})
+        if final.finished:  # not when another worker has taken it over meanwhile
+            self._notify(final, final.status)
 
     def _run(self, record: JobRecord) -> None:
         job_id = record.id
@@ -114,8 +131,8 @@ class JobRunner:
                 return
             changed = stage != state["stage"]
             state.update(stage=stage, at=now)
-            if not self.store.update(job_id, progress=percent, stage=stage, message=message):
-                raise JobCancelled(f"job {job_id} was cancelled")
+            if not self.store.update(job_id, progress=percent, stage=stage, message=message, worker=self.worker):
+                raise JobCancelled(f"job {job_id} was cancelled (or taken over by another worker)")
             if changed:
                 self._notify(self.store.get(job_id, result=False), "progress")
 
@@ -126,10 +143,10 @@ class JobRunner:
                                     sentiment=self._sentiment() if options.sentiment else None,
                                     diarizer=self._diarizer() if options.diarize else None, background=True,
                                     job_id=job_id)
-            if not self.store.finish(job_id, analysis.result, analysis.voices):
+            if not self.store.finish(job_id, analysis.result, analysis.voices, worker=self.worker):
                 log.info("job cancelled as it finished", extra={"job": job_id})
         except JobCancelled:
-            log.info("job cancelled", extra={"job": job_id})
+            log.info("job cancelled or taken over", extra={"job": job_id})
         except ValidationError as exc:
             self._fail(job_id, "bad_request", f"invalid options: {exc.errors()[0]['msg']}")
         except CallscribeError as exc:
@@ -140,7 +157,7 @@ class JobRunner:
 
     def _fail(self, job_id: str, code: str, message: str) -> None:
         try:
-            self.store.fail(job_id, code, message)
+            self.store.fail(job_id, code, message, worker=self.worker)
         except StoreError as exc:
             log.error("cannot record a job's failure", extra={"job": job_id, "error": str(exc)})
 

@@ -4,7 +4,9 @@ The queue that hands jobs to workers is :mod:`server.jobs` (huey); this table is
 job is, so that the REST API, the server-sent progress events, a restarted server and a worker on another machine
 all read the same thing. Status moves ``queued → running → done | failed``, or to ``cancelled`` from queued or
 running; :meth:`JobStore.start` and :meth:`JobStore.update` are conditional ``UPDATE``\\ s, so a job is started by
-one worker only and a cancelled job's worker learns it at its next progress report.
+one worker only and a cancelled job's worker learns it at its next progress report. :meth:`JobStore.recover`
+re-queues jobs whose worker died (all running ones after a restart, or, in a cluster, those whose worker has left
+the node registry), one conditional ``UPDATE`` per job so that concurrent recoveries re-queue it once.
 
 Schema (:mod:`.schema`)::
 
@@ -121,9 +123,10 @@ class JobStore:
         return self.get(job_id, result=False) if claimed else None
 
     def update(self, job_id: str, *, progress: float, stage: str, message: str,
-               duration_s: float | None = None) -> bool:
+               duration_s: float | None = None, worker: str | None = None) -> bool:
         """Report progress of a running job (``progress`` percent, clamped to 0–100 and never decreasing).
-        Returns False when the job is no longer running (cancelled or deleted): its worker should stop.
+        Returns False when the job is no longer running (cancelled or deleted) — or, with ``worker``, no longer
+        running *on that worker* (recovered and claimed by another one meanwhile): its worker should stop.
 
         Raises:
             StoreError: busy or unwritable database.
@@ -135,18 +138,21 @@ class JobStore:
         if duration_s is not None:
             values["duration_s"] = float(duration_s)
         with self._db.write() as conn:
-            return conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running")
-                                .values(values)).rowcount == 1
+            return conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running",
+                                                   *_on(worker)).values(values)).rowcount == 1
 
-    def finish(self, job_id: str, result: dict, voices: dict[str, tuple[np.ndarray, float]] | None = None) -> bool:
+    def finish(self, job_id: str, result: dict, voices: dict[str, tuple[np.ndarray, float]] | None = None, *,
+               worker: str | None = None) -> bool:
         """Store the result of a running job (``done``, 100 %) and its speakers' voices (``speaker_id →
-        (float32[192], speech seconds)``). Returns False when the job was cancelled meanwhile (nothing stored).
+        (float32[192], speech seconds)``). Returns False when the job was cancelled meanwhile (nothing stored),
+        or, with ``worker``, is no longer running on that worker.
 
         Raises:
             StoreError: busy or unwritable database.
         """
         with self._db.write() as conn:
-            done = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running").values(
+            done = conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status == "running",
+                                                   *_on(worker)).values(
                 status="done", stage="done", progress=100.0, message="Done", finished_at=time.time(),
                 duration_s=result.get("duration_s"), result=json.dumps(result, ensure_ascii=False))).rowcount == 1
             if done and voices:
@@ -155,14 +161,16 @@ class JobStore:
                      "speech_s": float(s)} for sid, (e, s) in voices.items()])
         return done
 
-    def fail(self, job_id: str, code: str, message: str) -> bool:
-        """Mark a queued or running job ``failed`` with an error code and message. False when it was not active.
+    def fail(self, job_id: str, code: str, message: str, *, worker: str | None = None) -> bool:
+        """Mark a queued or running job ``failed`` with an error code and message. False when it was not active
+        (with ``worker``: not running on that worker).
 
         Raises:
             StoreError: busy or unwritable database.
         """
         with self._db.write() as conn:
-            return conn.execute(update(jobs).where(jobs.c.id == job_id, jobs.c.status.in_(ACTIVE)).values(
+            active = (jobs.c.status == "running", jobs.c.worker == worker) if worker else (jobs.c.status.in_(ACTIVE),)
+            return conn.execute(update(jobs).where(jobs.c.id == job_id, *active).values(
                 status="failed", stage="failed", message=message, error_code=code, error_message=message,
                 finished_at=time.time())).rowcount == 1
 
@@ -189,25 +197,42 @@ class JobStore:
             conn.execute(delete(jobs).where(jobs.c.id == job_id))
         return record
 
-    def recover(self, max_runs: int) -> tuple[list[str], list[str]]:
-        """After a restart: jobs left ``running`` by a dead worker are queued again when they have run fewer than
-        ``max_runs`` times, else failed (``interrupted``). Returns ``(queued again, failed)`` ids.
+    def recover(self, max_runs: int, alive: set[str] | None = None) -> tuple[list[str], list[str]]:
+        """Jobs left ``running`` by a dead worker are queued again when they have been started fewer than
+        ``max_runs`` times, else failed (``interrupted``). Returns ``(queued again, failed)`` ids, oldest first.
+
+        Args:
+            max_runs: ``Settings.job_max_runs``.
+            alive: the ids of the workers that are alive (cluster mode: the node registry); only jobs whose
+                ``worker`` is not among them are touched. None = every running job (one machine, after a
+                restart: no worker of an earlier run is alive).
+        Each job is changed by its own conditional ``UPDATE`` (still ``running``, same ``worker``, same
+        ``runs``), so when several processes recover at once each job is queued again by exactly one of them:
+        the one whose id it returns, which must enqueue it.
 
         Raises:
             StoreError: busy or unwritable database.
         """
-        with self._db.write(serialize="jobs") as conn:
-            rows = conn.execute(select(jobs.c.id, jobs.c.runs).where(jobs.c.status == "running")).all()
-            again = [r.id for r in rows if r.runs < max_runs]
-            failed = [r.id for r in rows if r.runs >= max_runs]
-            if again:
-                conn.execute(update(jobs).where(jobs.c.id.in_(again)).values(
-                    status="queued", stage="queued", progress=0.0, message="Queued again after a restart"))
-            if failed:
-                message = f"interrupted {max_runs} times (the server or worker stopped while it ran)"
-                conn.execute(update(jobs).where(jobs.c.id.in_(failed)).values(
-                    status="failed", stage="failed", message=message, error_code="interrupted",
-                    error_message=message, finished_at=time.time()))
+        with self._db.read() as conn:
+            rows = conn.execute(select(jobs.c.id, jobs.c.runs, jobs.c.worker).where(jobs.c.status == "running")
+                                .order_by(jobs.c.created_at, jobs.c.id)).all()
+        if alive is not None:
+            rows = [r for r in rows if r.worker not in alive]
+        again: list[str] = []
+        failed: list[str] = []
+        message = f"interrupted {max_runs} times (the server or worker stopped while it ran)"
+        again_message = "Queued again after a restart" if alive is None else "Queued again: its worker stopped"
+        for r in rows:
+            same = update(jobs).where(jobs.c.id == r.id, jobs.c.status == "running", jobs.c.runs == r.runs,
+                                      jobs.c.worker.is_(None) if r.worker is None else jobs.c.worker == r.worker)
+            if r.runs < max_runs:
+                values = {"status": "queued", "stage": "queued", "progress": 0.0, "message": again_message}
+            else:
+                values = {"status": "failed", "stage": "failed", "message": message, "error_code": "interrupted",
+                          "error_message": message, "finished_at": time.time()}
+            with self._db.write() as conn:
+                if conn.execute(same.values(values)).rowcount == 1:
+                    (again if r.runs < max_runs else failed).append(r.id)
         return again, failed
 
     def callback_report(self, job_id: str, *, attempts: int, delivered: bool, error: str | None) -> None:
@@ -281,6 +306,11 @@ class JobStore:
         if row is None:
             return None
         return np.frombuffer(row.embedding, "<f4").astype(np.float32), float(row.speech_s)
+
+
+def _on(worker: str | None) -> tuple:
+    """The extra ``WHERE`` of a write by ``worker`` (none when None)."""
+    return () if worker is None else (jobs.c.worker == worker,)
 
 
 def _record(row: Any) -> JobRecord:
