@@ -79,4 +79,5 @@ class ClusterNode:
                 bus_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await bus_task
+                self.bus.shutdown()
             await asyncio.to_thread(self.registry.leave, self.id)

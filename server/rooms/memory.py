@@ -41,23 +41,15 @@ class MemoryRoom:
         """Send ``event`` (from call ``peer_id``) to every subscriber; finals with words and relabels are
         first written to the database (when the room records) and kept in the backlog, and a ``sentiment``
         update is first stored onto its final (in the database and in the backlog)."""
-        kept = (isinstance(event, Final) and event.text.strip()) or isinstance(event, SpeakerRelabeled)
-        if kept:
-            if self.recorder is not None:
-                if isinstance(event, Final):
-                    self.recorder.final(event, peer_id)
-                else:
-                    self.recorder.relabel(event, peer_id if peer_id in self.callers else None)
-            self.backlog.append(event)
-            del self.backlog[: -self.max_backlog]
-            if isinstance(event, Final):
-                self._awaiting[(peer_id, event.utterance_id, event.turn)] = event
-                while len(self._awaiting) > AWAITING_SENTIMENT:
-                    self._awaiting.popitem(last=False)
-        elif isinstance(event, SentimentUpdate):
-            if self.recorder is not None:
+        kept = _kept(event)
+        if self.recorder is not None:
+            if kept and isinstance(event, Final):
+                self.recorder.final(event, peer_id)
+            elif kept:
+                self.recorder.relabel(event, peer_id if peer_id in self.callers else None)
+            elif isinstance(event, SentimentUpdate):
                 self.recorder.sentiment(event, peer_id)
-            self._mark(event, peer_id)
+        self._keep(event, peer_id)
         message = {**event.model_dump(mode="json"), "peer_id": peer_id}
         if caller is not None:
             message["caller"] = caller
@@ -65,9 +57,9 @@ class MemoryRoom:
         self._relay(message, self.recorder.seq if kept and self.recorder is not None else None)
 
     def _keep(self, event: Event, peer_id: str) -> None:
-        """Keep ``event`` in the backlog as :meth:`publish` does, without writing it anywhere (an event another
-        node published and stored)."""
-        if (isinstance(event, Final) and event.text.strip()) or isinstance(event, SpeakerRelabeled):
+        """Keep a final with text or a relabel in the backlog, or mark a ``sentiment`` update onto its final there;
+        nothing is written anywhere (:meth:`publish` stores first; another node's events are stored already)."""
+        if _kept(event):
             self.backlog.append(event)
             del self.backlog[: -self.max_backlog]
             if isinstance(event, Final):
@@ -189,6 +181,11 @@ class MemoryRoomHub:
     def rooms(self) -> list[MemoryRoom]:
         """Every room this process holds."""
         return list(self._rooms.values())
+
+
+def _kept(event: Event) -> bool:
+    """Finals with text and relabels are stored and replayed; everything else is only sent."""
+    return (isinstance(event, Final) and bool(event.text.strip())) or isinstance(event, SpeakerRelabeled)
 
 
 def _anon_numbers(events: list[Final | SpeakerRelabeled]):
