@@ -189,8 +189,10 @@ async def test_caller_vanishing_mid_utterance(runtime, voices):
         async with CallSession(url, speed=SPEED, room="shared", name="B") as b:
             a = CallSession(url, speed=SPEED, room="shared", name="A")
             await a.connect()
-            a.track.play(conversation[: int(5.0 * 16000)])  # Alice's turn, then Bob's …
-            await asyncio.sleep(4.6 / SPEED)  # … cut off in the middle of Bob's sentence
+            # Alice's turn, then Bob's, cut off in the middle of his sentence. Waiting for the track to have
+            # handed the last sample to the encoder (not a wall-clock sleep) puts the cut at 4.6 s of audio however
+            # busy the shared event loop is (a sleep cut it at 0.4-1.4 s under load, seen in CI).
+            await asyncio.wait_for(a.track.play(conversation[: int(4.6 * 16000)]), 60)
             await a.pc.close()  # vanish: no transcribe_stop, no DELETE
             b_finals = await b.transcribe(enroll["Bob"])  # harvard spk2 snt1-3
             await asyncio.sleep(1.0)
