@@ -3,6 +3,7 @@
 // (GET /api/jobs/{id}) where streaming does not work at all.
 
 import { api, responseError, serverFetch } from "./net.js";
+import { readEventStream } from "./sse.js";
 
 /** The statuses after which a job does not change any more. */
 export const TERMINAL = new Set(["done", "failed", "cancelled"]);
@@ -57,48 +58,18 @@ async function stream(id, signal, onJob) {
   if (!resp.ok) throw responseError(resp, await resp.text(), path);
   const type = resp.headers.get("Content-Type") || "";
   if (!/text\/event-stream/i.test(type) || !resp.body || !resp.body.getReader) return "unsupported";
-  const reader = resp.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
   let terminal = false;
-  const dispatch = (block) => {
-    let event = "message";
-    const data = [];
-    for (const line of block.split(/\r\n|\r|\n/)) {
-      if (!line || line.startsWith(":")) continue;
-      const colon = line.indexOf(":");
-      const field = colon < 0 ? line : line.slice(0, colon);
-      const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
-      if (field === "event") event = value;
-      else if (field === "data") data.push(value);
-    }
-    if (!data.length) return;
+  await readEventStream(resp, (event, data) => {
     let job;
-    try { job = JSON.parse(data.join("\n")); } catch { return; }
+    try { job = JSON.parse(data); } catch { return false; }
     if (TERMINAL.has(event)) {
       terminal = true;
       onJob({ ...job, status: job.status || event });
     } else if (event === "progress" || event === "message") {
       onJob(job);
     }
-  };
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      buffer += decoder.decode(value, { stream: true });
-      const blocks = buffer.split(/\r\n\r\n|\n\n|\r\r/);
-      buffer = blocks.pop();
-      blocks.forEach(dispatch);
-      if (terminal) {
-        reader.cancel().catch(() => {});
-        return "terminal";
-      }
-    }
-  } finally {
-    reader.releaseLock?.();
-  }
-  if (buffer.trim()) dispatch(buffer);
+    return terminal;
+  });
   return terminal ? "terminal" : "ended";
 }
 

@@ -3,16 +3,22 @@
 // The badge says "Live" only while connected and a call is in the room (protocol 3 `room` events: `callers`).
 // An invite link's token (`?token=`) goes with the offer; when the server refuses it (401/403) the page says so
 // and stops trying. The header links to the room's history.
+// With `?via=sse` it follows the room over server-sent events instead (GET /api/rooms/{room}/events: no WebRTC
+// peer, so a room can have thousands of such viewers; read-only, so speakers cannot be named from it).
 
 import { ChatView } from "./chat.js";
 import { wireExport } from "./export.js";
-import { accessError, badgeState, negotiate, rtcConfiguration, SERVER, showRoute, watchConnection } from "./net.js";
+import {
+  accessError, badgeState, negotiate, responseError, rtcConfiguration, SERVER, serverFetch, showRoute, watchConnection,
+} from "./net.js";
+import { readEventStream } from "./sse.js";
 import { $, hideBanner, setBadge, showError } from "./ui.js";
 
 const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop() || "")
   || new URLSearchParams(location.search).get("room") || "";
-const state = { pc: null, dc: null, room, peerId: null, retries: 0, timer: 0, protocol: null, callers: null,
-  hadCallers: false, names: [] };
+const VIA_SSE = new URLSearchParams(location.search).get("via") === "sse";
+const state = { pc: null, dc: null, stream: null, streaming: false, room, peerId: null, retries: 0, timer: 0,
+  protocol: null, callers: null, hadCallers: false, names: [], via: VIA_SSE ? "sse" : "webrtc" };
 window.callscribe = state;
 
 const send = (message) => {
@@ -34,7 +40,8 @@ function updateCount() {
 /** The badge from the connection state and, once the server said so, the number of calls in the room. */
 function updateBadge() {
   const pc = state.pc;
-  const badge = pc ? badgeState(pc.connectionState) : "reconnecting";
+  let badge = pc ? badgeState(pc.connectionState) : "reconnecting";
+  if (VIA_SSE) badge = state.streaming ? "live" : "reconnecting";
   const callers = $("#callers");
   if (badge !== "live") {
     setBadge(badge);
@@ -113,6 +120,68 @@ async function connect() {
   }
 }
 
+/** Follow the room over server-sent events: the same messages as the data channel, minus `ready`. */
+async function follow() {
+  clearTimeout(state.timer);
+  setBadge(state.retries ? "reconnecting" : "connecting");
+  const abort = new AbortController();
+  state.stream = abort;
+  const path = `/api/rooms/${encodeURIComponent(room)}/events`;
+  let retryAfter = 0;
+  try {
+    const resp = await serverFetch(path, { headers: { Accept: "text/event-stream" }, signal: abort.signal });
+    if (!resp.ok) {
+      retryAfter = Number(resp.headers.get("Retry-After")) || 0;
+      throw responseError(resp, await resp.text(), path);
+    }
+    state.streaming = true;
+    state.retries = 0;
+    state.protocol = 3;
+    state.callers = null;
+    chat.allowNaming(false);
+    hideBanner();
+    showStreamRoute(true);
+    updateBadge();
+    await readEventStream(resp, (type, data) => {
+      let msg;
+      try { msg = JSON.parse(data); } catch { return false; }
+      if (type === "error") { // e.g. too_slow: this viewer fell behind; the stream ends, reconnecting resumes it
+        showError(new Error(`${msg.message} (${msg.code})`));
+        return true;
+      }
+      onEvent(msg);
+      return false;
+    });
+  } catch (err) {
+    if (abort.signal.aborted) return;
+    showError(err);
+    if (accessError(err)) {
+      stopStream(abort);
+      setBadge("ended", "No access");
+      return;
+    }
+  }
+  if (!abort.signal.aborted) drop(null, retryAfter, abort);
+}
+
+function showStreamRoute(on) {
+  const el = $("#route");
+  el.hidden = !on;
+  el.dataset.route = on ? "sse" : "";
+  el.textContent = on ? "Read-only stream" : "";
+  el.title = on ? "Events come as server-sent events over HTTP (no WebRTC connection)." : "";
+}
+
+/** Forget this event stream (no more reconnecting on its behalf). */
+function stopStream(abort) {
+  if (state.stream !== abort) return;
+  state.stream = null;
+  state.streaming = false;
+  abort.abort();
+  chat.dropPending();
+  showStreamRoute(false);
+}
+
 /** Forget this connection (no more reconnecting on its behalf). */
 function stop(pc) {
   state.pc = null;
@@ -123,23 +192,34 @@ function stop(pc) {
   showRoute({ connectionState: "closed" });
 }
 
-/** Forget this connection and try again after a back-off (the backlog comes again; the chat skips repeats). */
-function drop(pc, after) {
-  if (pc && state.pc !== pc) return; // an older connection
-  stop(pc);
+/** Forget this connection (a peer connection or an event stream) and try again after a back-off (the backlog
+ * comes again; the chat skips repeats). */
+function drop(pc, after, abort = null) {
+  if (abort) {
+    if (state.stream !== abort) return; // an older stream
+    stopStream(abort);
+  } else {
+    if (pc && state.pc !== pc) return; // an older connection
+    stop(pc);
+  }
   state.retries += 1;
   if (state.retries > 8) {
     setBadge("ended", "Disconnected");
     return;
   }
   setBadge("reconnecting");
-  state.timer = setTimeout(connect, (after || Math.min(15, 2 ** Math.min(state.retries, 4))) * 1000);
+  state.timer = setTimeout(VIA_SSE ? follow : connect, (after || Math.min(15, 2 ** Math.min(state.retries, 4))) * 1000);
 }
 
 if (!/^[\w.-]{1,64}$/.test(room)) {
   showError(new Error(`“${room}” is not a room name. Open a link like /room/standup.`));
   setBadge("ended");
+} else if (VIA_SSE) {
+  follow();
 } else {
   connect();
 }
-window.addEventListener("pagehide", () => state.pc && state.pc.close());
+window.addEventListener("pagehide", () => {
+  if (state.pc) state.pc.close();
+  if (state.stream) state.stream.abort();
+});

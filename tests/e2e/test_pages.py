@@ -157,6 +157,11 @@ def test_call_page_enrolls_two_voices_and_shows_the_conversation(server, launch,
     live_viewer.goto(server.url + room_url)
     live_viewer.wait_for_selector("#state[data-state=live]", timeout=15_000)
     assert live_viewer.inner_text("#room-name") == room
+    # and one following it over server-sent events (?via=sse: no WebRTC peer)
+    sse_viewer = viewer_context(browser, viewport={"width": 1280, "height": 800}).new_page()
+    sse_viewer.goto(server.url + room_url + "?via=sse")
+    sse_viewer.wait_for_selector("#state[data-state=live]", timeout=15_000)
+    assert sse_viewer.get_attribute("#route", "data-route") == "sse"
 
     wait_mic_time(page, ENROLL_CLICK_S)
     page.click("#enroll-record")
@@ -198,6 +203,10 @@ def test_call_page_enrolls_two_voices_and_shows_the_conversation(server, launch,
     live_viewer.wait_for_function("n => document.querySelectorAll('#chat .msg.final').length >= n",
                                   arg=len(got), timeout=10_000)
     assert [(b["speaker"], b["text"]) for b in bubbles(live_viewer)] == got
+    sse_viewer.wait_for_function("n => document.querySelectorAll('#chat .msg.final').length >= n",
+                                 arg=len(got), timeout=10_000)
+    assert [(b["speaker"], b["text"]) for b in bubbles(sse_viewer)] == got
+    assert sse_viewer.evaluate("window.callscribe.pc === null && window.callscribe.streaming")
     late_viewer = viewer_context(browser, viewport={"width": 390, "height": 844}).new_page()
     late_viewer.goto(server.url + room_url)
     late_viewer.wait_for_function("n => document.querySelectorAll('#chat .msg.final').length >= n",
@@ -205,6 +214,7 @@ def test_call_page_enrolls_two_voices_and_shows_the_conversation(server, launch,
     assert [(b["speaker"], b["text"]) for b in bubbles(late_viewer)] == got
     assert late_viewer.get_attribute("#state", "data-state") == "live"
     live_viewer.screenshot(path=str(ARTIFACTS / "room-view.png"), animations="disabled")
+    sse_viewer.screenshot(path=str(ARTIFACTS / "room-view-sse.png"), animations="disabled")
     late_viewer.screenshot(path=str(ARTIFACTS / "room-view-phone.png"), animations="disabled")
 
     # export: WebVTT (W3C cues with <v Speaker>) and the other formats, from the call page and the room view
