@@ -12,7 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 import time
+import urllib.request
 
 import aiohttp
 import numpy as np
@@ -44,6 +49,19 @@ def test_routing_prefers_the_room_then_the_least_loaded_node_then_this_one():
     assert choose([node("b", 0, busy=True)], node("a", 3)).id == "a"  # a node whose decode queue is full is out
     assert choose([node("w", 0, role="worker")], node("a", 4)) is None  # workers take no calls; nobody has room
     assert choose([node("b", 1, cpu=0.9), node("c", 1, cpu=0.1)], node("a", 4)).id == "c"  # CPU breaks ties
+
+
+def test_a_node_that_missed_heartbeats_gets_no_offers_before_its_entry_expires():
+    from server.cluster.node import STALE_BEATS, ClusterNode
+
+    cluster = ClusterNode(registry=None, node_id="a", url="http://a", heartbeat_s=0.5)
+    cluster.connected = True
+    fresh, silent = node("b"), node("c", rooms=["standup"])
+    silent.updated_at = time.time() - (STALE_BEATS + 0.5) * 0.5  # killed: its entry lives until the TTL
+    cluster.nodes = [node("a", 1), fresh, silent]
+    assert cluster.route(node("a", 1), "standup").id == "b"  # not c, although c holds the room
+    silent.updated_at = time.time() - (STALE_BEATS - 1) * 0.5  # only a beat late: still routed to
+    assert cluster.route(node("a", 1), "standup").id == "c"
 
 
 # --- the registry on a real Redis -------------------------------------------------------------------------------
@@ -109,7 +127,8 @@ class SseViewer:
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def cluster(redis_server, postgres_url, model_cache, speech, tmp_path_factory):
     """Nodes a and b (real models, one call slot each) and c (no Whisper: it serves viewers), on one Redis and one
-    PostgreSQL database; yields their URLs once every node is in the registry."""
+    PostgreSQL database; yields their URLs once every node is in the registry, the registry, and the environment
+    of a ``callscribe serve`` process that joins the same cluster."""
     from server.compute.runtime import SpeechRuntime
     from server.settings import Settings
     from server.webrtc.ice import restrict_host_addresses
@@ -133,7 +152,12 @@ async def cluster(redis_server, postgres_url, model_cache, speech, tmp_path_fact
         while not {"a", "b", "c"} <= registry.alive():  # (and each node's job threads, "a/jobs", …)
             assert time.monotonic() < deadline, f"nodes in the registry: {registry.alive()}"
             await asyncio.sleep(0.1)
-        yield urls, registry
+        env = {**os.environ, "CALLSCRIBE_MODEL_CACHE_DIR": str(model_cache), "CALLSCRIBE_DATABASE": database,
+               "CALLSCRIBE_REDIS_URL": redis_server.url, "CALLSCRIBE_HEARTBEAT_S": "0.5",
+               "CALLSCRIBE_NODE_TTL_S": "2.0", "CALLSCRIBE_JOB_WORKERS": "0", "CALLSCRIBE_SENTIMENT": "false",
+               "CALLSCRIBE_JOBS_DIR": str(tmp_path_factory.mktemp("jobs-x")),
+               "CALLSCRIBE_RECORDINGS_DIR": str(tmp_path_factory.mktemp("recordings-x"))}
+        yield urls, registry, env
     for runtime in runtimes:
         runtime.close()
     restrict_host_addresses(None)
@@ -153,7 +177,7 @@ def clip(speech):
 async def test_a_full_node_redirects_and_a_viewer_on_a_third_node_sees_the_call(cluster, clip):
     from signaling.client import CallSession
 
-    urls, registry = cluster
+    urls, registry, _ = cluster
     async with aiohttp.ClientSession() as http:
         viewer = SseViewer(http, f"{urls['c']}/api/rooms/standup/events")
         try:
@@ -184,6 +208,90 @@ async def test_a_full_node_redirects_and_a_viewer_on_a_third_node_sees_the_call(
             assert backlog == texts  # from the shared PostgreSQL database
         finally:
             await late.close()
+
+
+def _serve_node(env: dict, node_id: str) -> tuple[subprocess.Popen, str]:
+    """``callscribe serve`` joining the cluster as a real process; returns it and its URL once ``/readyz`` is 200."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--ice-host",
+                             "127.0.0.1", "--node-id", node_id, "--public-url", url], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for _ in range(240):  # bounded: the models load in well under a minute
+        if proc.poll() is not None:
+            raise AssertionError(f"serve exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, url
+        except OSError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise AssertionError("serve did not become ready")
+
+
+@pytest.mark.speech
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_node_killed_mid_call_keeps_its_delivered_finals_and_new_calls_go_elsewhere(cluster, clip):
+    """``kill -9`` of the node holding a call: what it delivered is in PostgreSQL (a late viewer's backlog on
+    another node), it leaves the registry within its TTL and the room's caller count, and the room's next call
+    lands on a live node and reaches the same viewers."""
+    from signaling.client import CallSession
+
+    urls, registry, env = cluster
+    proc, x_url = await asyncio.to_thread(_serve_node, env, "x")
+    try:
+        await _until(lambda: "x" in registry.alive(), 10, registry.nodes)
+        async with aiohttp.ClientSession() as http:
+            viewer = SseViewer(http, f"{urls['c']}/api/rooms/crash/events")
+            try:
+                await viewer.until(lambda ms: any(m.get("type") == "room" for m in ms), 10)
+                call = CallSession(x_url, speed=1.0, room="crash", name="Kim")
+                await call.connect()
+                try:
+                    assert call.result.answered_by == x_url  # an idle cluster: the node asked takes the call
+                    await viewer.until(lambda ms: any(m.get("type") == "room" and m["callers"] == 1
+                                                      and m["names"] == ["Kim"] for m in ms), 10)
+                    call.track.play(np.concatenate([clip, clip]))
+                    await _until(lambda: len(_texts(call.result.finals)) >= 2, 60, lambda: call.result.messages)
+                    proc.send_signal(signal.SIGKILL)  # mid-conversation: no shutdown handler runs
+                    delivered = _texts(call.result.finals)
+                    await asyncio.to_thread(proc.wait, 10)
+                finally:
+                    await call.pc.close()  # the node is gone: nothing to hang up
+                await viewer.until(lambda ms: [m["text"] for m in _live_finals(ms)][: len(delivered)] == delivered,
+                                   10)
+                # x stops heartbeating: it leaves the registry, and its caller leaves the room's state
+                seen = len(viewer.messages)
+                await _until(lambda: "x" not in registry.alive(), 6, registry.nodes)
+                await viewer.until(lambda ms: any(m.get("type") == "room" and m["callers"] == 0 for m in ms[seen:]),
+                                   10)
+                # the room's next call, offered to x's neighbour, lands on a live node and reaches the viewer
+                async with CallSession(urls["b"], speed=2.0, room="crash", name="Lee") as again:
+                    assert again.result.answered_by in (urls["a"], urls["b"])
+                    finals = _texts(await again.transcribe(clip[: 16000 * 3]))
+                assert finals
+                await viewer.until(lambda ms: any(m.get("caller") == "Lee" for m in _live_finals(ms)), 15)
+            finally:
+                await viewer.close()
+            late = SseViewer(http, f"{urls['a']}/api/rooms/crash/events")
+            try:
+                await late.until(lambda ms: any(m.get("type") == "room" for m in ms), 10)
+                backlog = [m["text"] for m in late.messages if m.get("type") == "final" and m.get("backlog")
+                           and m["text"].strip()]
+                assert backlog[: len(delivered)] == delivered  # from the shared PostgreSQL database
+                assert backlog[len(delivered):][-len(finals):] == finals
+            finally:
+                await late.close()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def _texts(finals):
+    return [f["text"] for f in finals if f["text"].strip()]
 
 
 def _live_finals(messages):

@@ -2,7 +2,10 @@
 
 :meth:`ClusterNode.run` writes this node's :class:`NodeInfo` every ``Settings.heartbeat_s`` and reads the other
 nodes back in the same beat, so routing a call (:meth:`ClusterNode.route`) needs no Redis round trip; what it
-routes on is at most one heartbeat old. When Redis cannot be reached the node goes on serving what it holds,
+routes on is at most one heartbeat old. A node whose last heartbeat is older than :data:`STALE_BEATS` beats is
+not routed to even while its registry entry lives (``node_ttl_s``): a killed node stops getting offers after
+about three heartbeats, not after the TTL plus one (this compares wall clocks of machines: keep them in NTP sync,
+and give every node the same ``heartbeat_s``). When Redis cannot be reached the node goes on serving what it holds,
 routes nothing elsewhere, and logs once per outage.
 """
 
@@ -11,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
 
 from .bus import RoomBus
@@ -18,6 +22,9 @@ from .registry import ClusterError, NodeInfo, NodeRegistry
 from .routing import choose
 
 log = logging.getLogger(__name__)
+
+STALE_BEATS = 3
+"""Heartbeats a node may miss before offers stop being routed to it."""
 
 
 class ClusterNode:
@@ -42,8 +49,12 @@ class ClusterNode:
 
     def route(self, here: NodeInfo, room: str | None) -> NodeInfo | None:
         """The node that should take a new call for ``room`` given this node's state ``here``
-        (:func:`server.cluster.routing.choose` over the registry as last read); None when none has a free slot."""
-        return choose(self.nodes if self.connected else [], here, room)
+        (:func:`server.cluster.routing.choose` over the registry as last read, less the nodes that missed
+        :data:`STALE_BEATS` heartbeats); None when none has a free slot."""
+        if not self.connected:
+            return choose([], here, room)
+        cutoff = time.time() - STALE_BEATS * self.heartbeat_s
+        return choose([n for n in self.nodes if n.updated_at >= cutoff], here, room)
 
     async def beat(self, here: NodeInfo) -> None:
         """One heartbeat: write ``here``, read every node.
