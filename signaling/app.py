@@ -136,7 +136,7 @@ def node_info(app: web.Application) -> NodeInfo:
     runtime, peers, settings, cluster = app[RUNTIME], app[PEERS], app[SETTINGS], app[CLUSTER]
     callers = sum(not p.listen_only for p in peers.values())
     rooms = app[ROOMS]
-    held = rooms.held_rooms() if hasattr(rooms, "held_rooms") else []
+    held = rooms.held_rooms()
     return NodeInfo(id=cluster.id, url=cluster.url, callers=callers, max_peers=settings.max_peers,
                     viewers=len(peers) - callers + viewers_api.count(app), queue=runtime.pool.depth,
                     busy=runtime.pool.busy, cpu=cpu_load(), rooms=held)

@@ -100,10 +100,6 @@ class ClusterRoomHub(MemoryRoomHub):
         self.bus.open(name, room.deliver)  # before the backlog is read: nothing falls between the two
         return room
 
-    def held_rooms(self) -> list[str]:
-        """Rooms with a caller on this node (for room affinity, :mod:`server.cluster.routing`)."""
-        return [room.name for room in self.rooms() if room.callers]
-
     def prune(self, alive: set[str]) -> None:
         """Forget the callers of nodes that left the registry."""
         for room in self.rooms():

@@ -67,6 +67,9 @@ class RoomHub(Protocol):
     def find(self, name: str) -> Room | None:
         """The room ``name`` if it exists (never creates one)."""
 
+    def held_rooms(self) -> list[str]:
+        """Names of the rooms with a caller on this node (for room affinity across nodes)."""
+
     def __contains__(self, name: str) -> bool: ...
 
     def __len__(self) -> int: ...

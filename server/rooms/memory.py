@@ -178,6 +178,10 @@ class MemoryRoomHub:
     def __len__(self) -> int:
         return len(self._rooms)
 
+    def held_rooms(self) -> list[str]:
+        """Rooms with a caller on this node (for room affinity, :mod:`server.cluster.routing`)."""
+        return [room.name for room in self.rooms() if room.callers]
+
     def rooms(self) -> list[MemoryRoom]:
         """Every room this process holds."""
         return list(self._rooms.values())
