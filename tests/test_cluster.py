@@ -15,9 +15,7 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
-import urllib.request
 
 import aiohttp
 import numpy as np
@@ -25,6 +23,7 @@ import pytest
 import pytest_asyncio
 from aiohttp.test_utils import TestServer
 from postgres_server import create_database, free_port
+from serve_process import start_serve
 
 from server.cluster.registry import NodeInfo, NodeRegistry, connect
 from server.cluster.routing import choose
@@ -211,24 +210,10 @@ async def test_a_full_node_redirects_and_a_viewer_on_a_third_node_sees_the_call(
 
 
 def _serve_node(env: dict, node_id: str) -> tuple[subprocess.Popen, str]:
-    """``callscribe serve`` joining the cluster as a real process; returns it and its URL once ``/readyz`` is 200."""
+    """``callscribe serve`` joining the cluster as a real process; returns it and its URL once it is ready."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--ice-host",
-                             "127.0.0.1", "--node-id", node_id, "--public-url", url], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    for _ in range(240):  # bounded: the models load in well under a minute
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc, url
-        except OSError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise AssertionError("serve did not become ready")
+    return start_serve(env, port, "--node-id", node_id, "--public-url", url), url
 
 
 @pytest.mark.speech

@@ -22,6 +22,7 @@ import urllib.request
 import numpy as np
 import pytest
 from postgres_server import create_database
+from serve_process import start_serve
 
 from server.errors import SessionNotFound
 from server.rooms.durable import SessionRecorder, purge_expired
@@ -157,24 +158,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _serve(env: dict, port: int) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-m", "server.cli", "serve", "--port", str(port),
-                             "--ice-host", "127.0.0.1"], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
-    for _ in range(240):  # bounded: models load in well under a minute
-        if proc.poll() is not None:
-            raise AssertionError(f"serve exited {proc.returncode}: {proc.stderr.read()[-2000:]}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    return proc
-        except OSError:
-            pass
-        time.sleep(0.5)
-    proc.kill()
-    raise AssertionError("serve did not become ready")
-
-
 def _get(port: int, path: str) -> tuple[int, bytes]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
         return resp.status, resp.read()
@@ -222,7 +205,7 @@ def test_kill_9_mid_conversation_loses_no_delivered_final(database_url, tmp_path
            "CALLSCRIBE_RECORDINGS_DIR": str(tmp_path / "recordings")}
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    proc = _serve(env, port)
+    proc = start_serve(env, port)
     try:
         delivered = asyncio.run(_talk_then_kill(url, audio, "crash-room", 3, proc))
     finally:
@@ -230,7 +213,7 @@ def test_kill_9_mid_conversation_loses_no_delivered_final(database_url, tmp_path
         proc.wait(10)
     assert len(delivered) >= 3 and proc.returncode == -signal.SIGKILL
 
-    proc = _serve(env, port)
+    proc = start_serve(env, port)
     try:
         _, body = _get(port, "/api/sessions?room=crash-room")
         page = json.loads(body)

@@ -18,7 +18,7 @@ const room = decodeURIComponent(location.pathname.split("/").filter(Boolean).pop
   || new URLSearchParams(location.search).get("room") || "";
 const VIA_SSE = new URLSearchParams(location.search).get("via") === "sse";
 const state = { pc: null, dc: null, stream: null, streaming: false, room, peerId: null, retries: 0, timer: 0,
-  protocol: null, callers: null, hadCallers: false, names: [], via: VIA_SSE ? "sse" : "webrtc" };
+  protocol: null, callers: null, hadCallers: false, names: [] };
 window.callscribe = state;
 
 const send = (message) => {
@@ -40,8 +40,8 @@ function updateCount() {
 /** The badge from the connection state and, once the server said so, the number of calls in the room. */
 function updateBadge() {
   const pc = state.pc;
-  let badge = pc ? badgeState(pc.connectionState) : "reconnecting";
-  if (VIA_SSE) badge = state.streaming ? "live" : "reconnecting";
+  const stream = state.streaming ? "live" : "reconnecting";
+  const badge = VIA_SSE ? stream : pc ? badgeState(pc.connectionState) : "reconnecting";
   const callers = $("#callers");
   if (badge !== "live") {
     setBadge(badge);
@@ -161,7 +161,10 @@ async function follow() {
       return;
     }
   }
-  if (!abort.signal.aborted) drop(null, retryAfter, abort);
+  if (state.stream === abort) {
+    stopStream(abort);
+    retry(retryAfter);
+  }
 }
 
 function showStreamRoute(on) {
@@ -192,16 +195,15 @@ function stop(pc) {
   showRoute({ connectionState: "closed" });
 }
 
-/** Forget this connection (a peer connection or an event stream) and try again after a back-off (the backlog
- * comes again; the chat skips repeats). */
-function drop(pc, after, abort = null) {
-  if (abort) {
-    if (state.stream !== abort) return; // an older stream
-    stopStream(abort);
-  } else {
-    if (pc && state.pc !== pc) return; // an older connection
-    stop(pc);
-  }
+/** Forget this connection and try again after a back-off (the backlog comes again; the chat skips repeats). */
+function drop(pc, after) {
+  if (pc && state.pc !== pc) return; // an older connection
+  stop(pc);
+  retry(after);
+}
+
+/** Connect again (WebRTC or the event stream) after `after` seconds, or a back-off; give up after 8 tries. */
+function retry(after) {
   state.retries += 1;
   if (state.retries > 8) {
     setBadge("ended", "Disconnected");
