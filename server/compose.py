@@ -19,6 +19,7 @@ from turn import credentials
 from .cluster.bus import RoomBus
 from .cluster.node import ClusterNode
 from .cluster.registry import NodeRegistry, connect, node_id, public_url
+from .cluster.speakers import SharedSpeakers
 from .compute.runtime import SpeechRuntime
 from .compute.workpool import JobObserver
 from .errors import CallscribeError, StoreError
@@ -128,8 +129,8 @@ def room_hub(settings: Settings, sessions: SessionStore | None = None) -> Memory
     recorder = None
     if sessions is not None:
         recorder = functools.partial(_recorder, sessions, settings.backlog_finals)
-    return MemoryRoomHub(lambda: AnonymousSpeakers.from_settings(settings) if settings.anonymous_speakers else None,
-                         recorder)
+    return MemoryRoomHub(lambda room: AnonymousSpeakers.from_settings(settings) if settings.anonymous_speakers
+                         else None, recorder)
 
 
 def _recorder(sessions: SessionStore, backlog_finals: int, room: str, numbering=None) -> SessionRecorder:
@@ -138,16 +139,18 @@ def _recorder(sessions: SessionStore, backlog_finals: int, room: str, numbering=
 
 def cluster_node(settings: Settings, sessions: SessionStore) -> tuple[ClusterNode, ClusterRoomHub]:
     """This node of the cluster on ``Settings.redis_url``: its registry entry and heartbeat, and the room hub
-    whose rooms follow their Redis streams and number their events in Redis (docs/cluster.md).
+    whose rooms follow their Redis streams, number their events and share their anonymous speakers in Redis
+    (docs/cluster.md).
 
     Raises:
         ClusterError: the URL is not a Redis URL (an unreachable Redis is not an error: the node retries).
     """
     bus = RoomBus(settings.redis_url, node_id(settings), maxlen=settings.room_stream_len)
     recorder = functools.partial(_recorder, sessions, settings.backlog_finals, numbering=bus.next_seq)
-    hub = ClusterRoomHub(bus, lambda: AnonymousSpeakers.from_settings(settings) if settings.anonymous_speakers
-                         else None, recorder)
-    registry = NodeRegistry(connect(settings.redis_url), settings.node_ttl_s)
+    client = connect(settings.redis_url)
+    hub = ClusterRoomHub(bus, lambda room: SharedSpeakers(client, room, AnonymousSpeakers.from_settings(settings))
+                         if settings.anonymous_speakers else None, recorder)
+    registry = NodeRegistry(client, settings.node_ttl_s)
     node = ClusterNode(registry, node_id(settings), public_url(settings), heartbeat_s=settings.heartbeat_s, bus=bus,
                        on_nodes=hub.prune)
     return node, hub

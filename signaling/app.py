@@ -132,12 +132,14 @@ def _admit(app: web.Application, listen_only: bool) -> None:
 
 
 def node_info(app: web.Application) -> NodeInfo:
-    """This node's current load, as the registry and the routing see it."""
+    """This node's current load, as the registry and the routing see it (a node whose runtime has no speech
+    recogniser loaded serves viewers only: it has no call slots)."""
     runtime, peers, settings, cluster = app[RUNTIME], app[PEERS], app[SETTINGS], app[CLUSTER]
     callers = sum(not p.listen_only for p in peers.values())
     rooms = app[ROOMS]
     held = rooms.held_rooms()
-    return NodeInfo(id=cluster.id, url=cluster.url, callers=callers, max_peers=settings.max_peers,
+    slots = settings.max_peers if runtime.asr is not None else 0
+    return NodeInfo(id=cluster.id, url=cluster.url, callers=callers, max_peers=slots,
                     viewers=len(peers) - callers + viewers_api.count(app), queue=runtime.pool.depth,
                     busy=runtime.pool.busy, cpu=cpu_load(), rooms=held)
 

@@ -209,6 +209,77 @@ async def test_a_full_node_redirects_and_a_viewer_on_a_third_node_sees_the_call(
             await late.close()
 
 
+@pytest.mark.speech
+@pytest.mark.asyncio(loop_scope="module")
+async def test_a_room_on_two_nodes_clusters_its_anonymous_voices_once(cluster, speech):
+    """A room's first call holds node a's only slot, so its second call spills to node b: the voice already heard
+    on a keeps a's label on b, a new voice on b gets the next number (not a second "Speaker 1"), and a name given
+    through node c (where a viewer follows the room) labels that voice's next final on b."""
+    from server.audio.ingest import load_audio
+    from signaling.client import CallSession
+
+    urls, registry, _ = cluster
+    d = speech / "harvard_2spk"
+    gap = np.zeros(16000, np.float32)
+
+    def say(*names):
+        return np.concatenate([part for n in names for part in (load_audio(d / f"{n}.wav"), gap)])
+
+    async with aiohttp.ClientSession() as http:
+        viewer = SseViewer(http, f"{urls['c']}/api/rooms/spill/events")
+        try:
+            await viewer.until(lambda ms: any(m.get("type") == "room" for m in ms), 10)
+            async with CallSession(urls["a"], speed=2.0, room="spill", name="Ann", transcribe=False) as first:
+                assert first.result.answered_by == urls["a"]
+                await _until(lambda: "spill" in _node(registry, "a").rooms, 5, registry.nodes)
+                await first.transcribe(say("spk1_snt1", "spk1_snt2"))
+                on_a = _as_shown(first.result.messages)
+                assert on_a and {who for who, _ in on_a} == {("anon:1", "Speaker 1")}, on_a
+                async with CallSession(urls["a"], speed=2.0, room="spill", name="Bo", transcribe=False) as second:
+                    assert second.result.answered_by == urls["b"]  # a is full: the room spills to b
+                    await second.transcribe(say("spk1_snt3", "spk2_snt1", "spk2_snt2"))
+                    on_b = _as_shown(second.result.messages)
+                    assert on_b[0][0] == ("anon:1", "Speaker 1"), on_b  # a's voice, recognised on b
+                    # b's new voice: the room's next number (a short first stretch may be shown "unknown" until
+                    # the next one founds the speaker: a relabel then moves it)
+                    assert {who for who, _ in on_b[1:]} == {("anon:2", "Speaker 2")}, on_b
+                    async with http.post(f"{urls['c']}/api/rooms/spill/speakers/anon:2/name",
+                                         json={"name": "Dee"}) as r:
+                        assert r.status == 200, await r.text()
+                    seen = len(second.result.finals)
+                    await second.transcribe(say("spk2_snt3"))
+                    renamed = _spoken(second.result.finals[seen:])
+                    assert renamed and {(f["speaker_id"], f["speaker"]) for f in renamed} == {("anon:2", "Dee")}
+                    on_b = _as_shown(second.result.messages)
+            # the viewer on c shows every final as the callers' pages do (a's and b's labels, b's relabels, the
+            # name given through c), and got the naming once
+            await viewer.until(lambda ms: len(_live_finals(ms)) >= len(on_a) + len(on_b) and any(
+                m.get("type") == "speaker_relabeled" and m["reason"] == "named" for m in ms), 15)
+            assert sorted(_as_shown(viewer.messages), key=lambda x: x[1]) == sorted(on_a + on_b, key=lambda x: x[1])
+            named = [m for m in viewer.messages if m.get("type") == "speaker_relabeled" and m["reason"] == "named"]
+            assert [(m["from_id"], m["speaker"]) for m in named] == [("anon:2", "Dee")]
+        finally:
+            await viewer.close()
+
+
+def _spoken(finals):
+    return [f for f in finals if f["text"].strip()]
+
+
+def _as_shown(messages):
+    """``[((speaker_id, speaker), text)]`` of the live finals in ``messages`` with the relabels among them
+    applied, as a page shows them."""
+    shown = []
+    for m in messages:
+        if m.get("type") == "final" and m["text"].strip() and not m.get("backlog"):
+            shown.append([(m["speaker_id"], m["speaker"]), m["text"]])
+        elif m.get("type") == "speaker_relabeled":
+            for row in shown:
+                if row[0][0] == m["from_id"]:
+                    row[0] = (m["speaker_id"], m["speaker"])
+    return [tuple(row) for row in shown]
+
+
 def _serve_node(env: dict, node_id: str) -> tuple[subprocess.Popen, str]:
     """``callscribe serve`` joining the cluster as a real process; returns it and its URL once it is ready."""
     port = free_port()

@@ -8,6 +8,7 @@ import pytest
 
 from server.speaker.clusters import AnonymousSpeakers
 from server.speaker.identify import SpeakerTracker
+from server.speaker.identity import SpeakerIdentity
 from server.speaker.profile import VoiceProfile
 
 DIM = 192
@@ -115,3 +116,35 @@ def test_a_tentative_stretch_joins_the_speaker_it_turns_out_to_match():
     out = sp.assign(blend(1, 3, 0.8), 3.0)
     assert out.identity.id == "anon:2"
     assert [(r.from_id, r.identity.id) for r in out.relabels] == [("tentative:1", "anon:2")]
+
+
+def test_the_state_restored_elsewhere_decides_as_the_original_would():
+    sp = AnonymousSpeakers(join_threshold=0.6, new_speaker_min_s=2.0, first_number=3)
+    sp.assign(unit(0), 3.0)
+    sp.assign(unit(1), 1.2)  # tentative:1
+    sp.assign(unit(2), 2.5)
+    sp.name("anon:4", "Bea")
+    sp.link("anon:3", SpeakerIdentity.profile(7, "Cy"))
+    copy = AnonymousSpeakers(join_threshold=0.6, new_speaker_min_s=2.0)
+    copy.restore(sp.state())
+    assert copy.state() == sp.state()
+    assert [(s.identity, s.speech_s) for s in copy.summaries()] == [(s.identity, s.speech_s) for s in sp.summaries()]
+    for registry in (sp, copy):  # the same next decisions: the tentative voice grows up, a new voice is numbered
+        grown = registry.assign(blend(1, 5, 0.9), 1.0)
+        assert (grown.identity.id, [r.from_id for r in grown.relabels]) == ("anon:5", ["tentative:1"])
+        assert registry.assign(unit(3), 1.0).identity.id == "tentative:2"
+    assert copy.state() == sp.state()
+
+
+@pytest.mark.parametrize("state", [{}, {"v": 99}, {"v": 1, "speakers": [{"number": 1}]},
+                                   {"v": 1, "first_number": 1, "next_tentative": 1, "tentative": [],
+                                    "speakers": [{"number": 1, "label": "S", "total": "not base64!",
+                                                  "speech_s": 1, "utterances": 1, "merged_into": None,
+                                                  "profile": None}]}])
+def test_a_malformed_state_is_refused_and_the_registry_kept(state):
+    sp = AnonymousSpeakers()
+    sp.assign(unit(0), 3.0)
+    before = sp.state()
+    with pytest.raises(ValueError):
+        sp.restore(state)
+    assert sp.state() == before

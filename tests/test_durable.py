@@ -50,7 +50,7 @@ def database_url(request, tmp_path):
 
 
 def _hub(store: SessionStore) -> MemoryRoomHub:
-    return MemoryRoomHub(AnonymousSpeakers, lambda room: SessionRecorder(store, room))
+    return MemoryRoomHub(lambda room: AnonymousSpeakers(), lambda room: SessionRecorder(store, room))
 
 
 def test_finals_are_stored_before_they_are_sent_and_the_backlog_survives_a_restart(database_url, tmp_path):

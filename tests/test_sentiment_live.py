@@ -203,7 +203,7 @@ def test_the_update_is_stored_and_the_rebuilt_backlog_carries_it(tmp_path):
     path = str(tmp_path / "callscribe.sqlite3")
     db = Database(path)
     store = SessionStore(db)
-    hub = MemoryRoomHub(AnonymousSpeakers, lambda room: SessionRecorder(store, room))
+    hub = MemoryRoomHub(lambda room: AnonymousSpeakers(), lambda room: SessionRecorder(store, room))
     room = hub.get("standup")
     sent: list[dict] = []
     room.subscribe("viewer", sent.append, replay=False)
@@ -230,7 +230,7 @@ def test_the_update_is_stored_and_the_rebuilt_backlog_carries_it(tmp_path):
     db.close()  # a restart: the backlog is rebuilt from the database
     db = Database(path)
     store = SessionStore(db)
-    room = MemoryRoomHub(AnonymousSpeakers, lambda room: SessionRecorder(store, room)).get("standup")
+    room = MemoryRoomHub(lambda room: AnonymousSpeakers(), lambda room: SessionRecorder(store, room)).get("standup")
     assert [(f.text, f.sentiment.label) for f in room.backlog] == [("a good day", "positive"),
                                                                    ("a bad day", "negative")]
     t = SessionHistory(store).transcript("call-1")

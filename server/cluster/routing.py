@@ -1,6 +1,6 @@
 """Which node takes a call: room affinity first, then the least loaded node, this one on a tie.
 
-A room's calls stay on one node while it has room, so the room's anonymous speakers are clustered in one place
+A room's calls stay on one node while it has room, so the room's shared anonymous speakers have one writer
 (the way LiveKit places a room on one node, https://docs.livekit.io/home/self-hosting/distributed/); a call
 spills to another node only when that node is full. Otherwise the node with the smallest share of its call
 slots in use wins (CPU load breaks ties between other nodes; this node wins any tie, so an even cluster does not

@@ -9,8 +9,9 @@ backlog from the database; entries whose ``seq`` the backlog already holds are d
 node gets each final once. Callers are counted over all nodes: each node sends its own callers when they change,
 and a node that leaves the registry (:meth:`ClusterRoomHub.prune`) takes its callers with it.
 
-A room's anonymous speakers are clustered on the node that holds its calls (:mod:`server.cluster.routing` keeps
-a room's calls on one node while it has room); a call that spills to a second node clusters its voices there.
+A room's anonymous speakers are one state in Redis (:class:`server.cluster.speakers.SharedSpeakers`), so a voice
+keeps its label on whichever node its call sits, and the speakers' numbers never collide; routing still keeps a
+room's calls on one node while it has room (:mod:`server.cluster.routing`).
 """
 
 from __future__ import annotations
@@ -89,14 +90,15 @@ class ClusterRoom(MemoryRoom):
 
 class ClusterRoomHub(MemoryRoomHub):
     """A :class:`MemoryRoomHub` whose rooms follow their Redis streams (``bus``); the room's ``seq`` numbers come
-    from Redis too. Arguments as :class:`MemoryRoomHub`, plus ``bus``."""
+    from Redis too. Arguments as :class:`MemoryRoomHub` (``speakers`` makes the room's shared speakers), plus
+    ``bus``."""
 
     def __init__(self, bus: RoomBus, speakers, recorder=None) -> None:
         super().__init__(speakers, recorder)
         self.bus = bus
 
     def _new_room(self, name: str) -> ClusterRoom:
-        room = ClusterRoom(name, self._speakers(), bus=self.bus)
+        room = ClusterRoom(name, self._speakers(name), bus=self.bus)
         self.bus.open(name, room.deliver)  # before the backlog is read: nothing falls between the two
         return room
 

@@ -3,7 +3,7 @@
 Every call belongs to a room; its events fan out to every subscriber of the room. A room keeps its finals and
 the relabels that corrected them (the backlog, "what was said so far") so that a subscriber who joins late
 first receives them, and so that nothing already transcribed is lost when a caller disconnects. A room also
-owns its anonymous speakers (:class:`server.speaker.clusters.AnonymousSpeakers`), shared by all its calls, so
+owns its anonymous speakers (:class:`server.speaker.clusters.SpeakerClusters`), shared by all its calls, so
 one voice keeps one label across the room's callers, and it tells subscribers who is calling
 (:class:`RoomState`). :class:`server.rooms.memory.MemoryRoomHub` is the in-process implementation; a
 networked one (several nodes) implements the same two protocols.
@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
-from ..speaker.clusters import AnonymousSpeakers
+from ..speaker.clusters import SpeakerClusters
 from ..stream.events import Event, Final, SpeakerRelabeled
 
 Subscriber = Callable[[dict], None]
@@ -36,7 +36,7 @@ class RoomState(BaseModel):
 
 class Room(Protocol):
     name: str
-    speakers: AnonymousSpeakers | None
+    speakers: SpeakerClusters | None
 
     @property
     def backlog(self) -> Sequence[Final | SpeakerRelabeled]:

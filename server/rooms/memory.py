@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import StoreError
-from ..speaker.clusters import ANON_PREFIX, AnonymousSpeakers
+from ..speaker.clusters import ANON_PREFIX, AnonymousSpeakers, SpeakerClusters
 from ..stream.events import Event, Final, SentimentUpdate, SpeakerRelabeled
 from .durable import SessionRecorder
 from .hub import RoomState, Subscriber
@@ -29,7 +29,7 @@ class MemoryRoom:
     writes its sessions to the database."""
 
     name: str
-    speakers: AnonymousSpeakers | None = field(default_factory=AnonymousSpeakers)
+    speakers: SpeakerClusters | None = field(default_factory=AnonymousSpeakers)
     backlog: list[Final | SpeakerRelabeled] = field(default_factory=list)
     subscribers: dict[str, Subscriber] = field(default_factory=dict)
     callers: dict[str, str | None] = field(default_factory=dict)
@@ -130,14 +130,14 @@ class MemoryRoomHub:
     """Registry of rooms by name (in memory); implements :class:`server.rooms.hub.RoomHub`.
 
     Args:
-        speakers: makes each new room's anonymous-speaker registry (default: library defaults; the
+        speakers: makes a new room's anonymous-speaker registry from its name (default: library defaults; the
             composition root passes the configured one; returning None turns anonymous speakers off).
         recorder: makes the :class:`SessionRecorder` of a new room (by name), or None to keep nothing
             beyond memory. A room's backlog is rebuilt from its recorder; if the database cannot be read
             the room starts empty (logged) rather than refusing calls.
     """
 
-    def __init__(self, speakers: Callable[[], AnonymousSpeakers | None] = AnonymousSpeakers,
+    def __init__(self, speakers: Callable[[str], SpeakerClusters | None] = lambda room: AnonymousSpeakers(),
                  recorder: Callable[[str], SessionRecorder] | None = None) -> None:
         self._rooms: dict[str, MemoryRoom] = {}
         self._speakers = speakers
@@ -153,7 +153,7 @@ class MemoryRoomHub:
 
     def _new_room(self, name: str) -> MemoryRoom:
         """An empty room (subclasses make their own kind, and may start following it elsewhere first)."""
-        return MemoryRoom(name, self._speakers())
+        return MemoryRoom(name, self._speakers(name))
 
     def _create(self, name: str) -> MemoryRoom:
         room = self._new_room(name)

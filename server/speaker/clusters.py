@@ -29,10 +29,12 @@ Thresholds: measured on the AMI meeting excerpts and the pyannote sample (``benc
 
 from __future__ import annotations
 
-import itertools
+import base64
+import binascii
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -74,6 +76,31 @@ class SpeakerSummary:
     identity: SpeakerIdentity
     speech_s: float
     utterances: int
+
+
+class SpeakerClusters(Protocol):
+    """What a room's streams and naming need of its anonymous speakers: :class:`AnonymousSpeakers` in one
+    process, :class:`server.cluster.speakers.SharedSpeakers` when several nodes share a room (the same methods,
+    the state kept in Redis). ``first_number``: the number the first speaker gets when nothing is known yet."""
+
+    first_number: int
+
+    def assign(self, embedding: np.ndarray, duration_s: float,
+               profiles: Sequence[VoiceProfile] = ()) -> Assignment: ...
+
+    def find(self, speaker_id: str) -> SpeakerSummary: ...
+
+    def voiceprint(self, speaker_id: str) -> tuple[np.ndarray, float]: ...
+
+    def name(self, speaker_id: str, label: str) -> Relabel: ...
+
+    def link(self, speaker_id: str, profile: SpeakerIdentity) -> Relabel: ...
+
+    def labels_in_use(self) -> set[str]: ...
+
+    def summaries(self) -> list[SpeakerSummary]: ...
+
+    def __len__(self) -> int: ...
 
 
 @dataclass
@@ -140,7 +167,7 @@ class AnonymousSpeakers:
     first_number: int = 1
     _speakers: dict[str, _Speaker] = field(default_factory=dict)
     _tentative: dict[str, _Tentative] = field(default_factory=dict)
-    _tentative_numbers: Iterator[int] = field(default_factory=lambda: itertools.count(1))
+    _next_tentative: int = 1
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -190,8 +217,8 @@ class AnonymousSpeakers:
                     return Assignment(speaker.identity, score, "new_speaker", tuple(relabels))
                 return Assignment(pending.identity, score, "uncertain", tuple(relabels))
             if duration_s < self.new_speaker_min_s or full:
-                pending = _Tentative(f"{TENTATIVE_PREFIX}{next(self._tentative_numbers)}", duration_s * emb,
-                                     duration_s)
+                pending = _Tentative(f"{TENTATIVE_PREFIX}{self._next_tentative}", duration_s * emb, duration_s)
+                self._next_tentative += 1
                 self._tentative[pending.id] = pending
                 while len(self._tentative) > MAX_TENTATIVE:
                     del self._tentative[next(iter(self._tentative))]
@@ -332,3 +359,58 @@ class AnonymousSpeakers:
     def __len__(self) -> int:
         with self._lock:
             return sum(s.merged_into is None for s in self._speakers.values())
+
+    # -- the whole state, for a registry shared by several processes ---------------------------
+    def state(self) -> dict:
+        """Everything the registry learnt (speakers, tentative stretches, numbering; not the thresholds) as a
+        JSON-ready dict; :meth:`restore` reads it back exactly (the sums are float64 bytes, base64)."""
+        with self._lock:
+            return {
+                "v": STATE_VERSION, "first_number": self.first_number, "next_tentative": self._next_tentative,
+                "speakers": [{"number": s.number, "label": s.label, "total": _pack(s.total), "speech_s": s.speech_s,
+                              "utterances": s.utterances, "merged_into": s.merged_into,
+                              "profile": None if s.profile is None else [s.profile.id, s.profile.label]}
+                             for s in self._speakers.values()],
+                "tentative": [{"id": t.id, "total": _pack(t.total), "speech_s": t.speech_s}
+                              for t in self._tentative.values()],
+            }
+
+    def restore(self, state: dict) -> None:
+        """Replace what this registry knows with ``state`` (from :meth:`state`, maybe another process's).
+
+        Raises:
+            ValueError: ``state`` is not such a dict (unknown version, missing or malformed fields).
+        """
+        try:
+            if state.get("v") != STATE_VERSION:
+                raise ValueError(f"unknown speaker state version {state.get('v')!r}")
+            speakers = {}
+            for d in state["speakers"]:
+                profile = None
+                if d["profile"] is not None:
+                    profile = SpeakerIdentity("profile", str(d["profile"][0]), str(d["profile"][1]))
+                s = _Speaker(int(d["number"]), str(d["label"]), _unpack(d["total"]), float(d["speech_s"]),
+                             int(d["utterances"]), profile, d["merged_into"])
+                speakers[s.id] = s
+            tentative = {str(d["id"]): _Tentative(str(d["id"]), _unpack(d["total"]), float(d["speech_s"]))
+                         for d in state["tentative"]}
+            first, next_tentative = int(state["first_number"]), int(state["next_tentative"])
+        except (KeyError, TypeError, IndexError, AttributeError, binascii.Error) as exc:
+            raise ValueError(f"malformed speaker state: {exc!r}") from None
+        with self._lock:
+            self._speakers, self._tentative = speakers, tentative
+            self.first_number, self._next_tentative = first, next_tentative
+
+
+STATE_VERSION = 1
+
+
+def _pack(total: np.ndarray) -> str:
+    return base64.b64encode(np.asarray(total, dtype="<f8").tobytes()).decode("ascii")
+
+
+def _unpack(text: str) -> np.ndarray:
+    raw = base64.b64decode(text, validate=True)
+    if len(raw) % 8:
+        raise binascii.Error("not a float64 array")
+    return np.frombuffer(raw, dtype="<f8").astype(np.float64)

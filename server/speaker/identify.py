@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import SAMPLE_RATE
-from .clusters import AnonymousSpeakers, Relabel
+from .clusters import Relabel, SpeakerClusters
 from .embedding import normalise
 from .identity import UNKNOWN, SpeakerIdentity
 from .profile import VoiceProfile
@@ -78,12 +78,12 @@ def decide(embedding: np.ndarray, profiles: Sequence[VoiceProfile], threshold: f
 class SpeakerTracker:
     """Per-stream labelling with the short-utterance rule (rule 1).
 
-    ``speakers`` is the room's :class:`AnonymousSpeakers` (shared by its streams), or None to label every
-    voice that matches no profile ``unknown``.
+    ``speakers`` is the room's :class:`~server.speaker.clusters.SpeakerClusters` (shared by its streams), or None
+    to label every voice that matches no profile ``unknown``.
     """
 
     def __init__(self, threshold: float = 0.5, min_identify_s: float = 1.0, carry_gap_s: float = 1.5,
-                 speakers: AnonymousSpeakers | None = None) -> None:
+                 speakers: SpeakerClusters | None = None) -> None:
         self.threshold = threshold
         self.min_identify_s = min_identify_s
         self.carry_gap_s = carry_gap_s

@@ -39,7 +39,7 @@ from .. import SAMPLE_RATE
 from ..audio.vad import FrameClassifier, VadStream, make_classifier
 from ..compute.jobs import EarlyFinalJob, EnrollJob, FinalJob, PartialJob, SentimentJob
 from ..compute.runtime import SpeechRuntime, UtteranceResult
-from ..speaker.clusters import AnonymousSpeakers
+from ..speaker.clusters import AnonymousSpeakers, SpeakerClusters
 from ..speaker.identify import SpeakerDecision, SpeakerTracker
 from ..speaker.identity import UNKNOWN
 from . import events
@@ -131,7 +131,7 @@ class StreamProcessor:
                  block: bool = False, t0: float = 0.0, word_timestamps: bool | None = None,
                  partials: bool | None = None, classifier: FrameClassifier | None = None,
                  on_latency: Callable[[float], None] | None = None, stream_id: str = "",
-                 observer: StreamObserver | None = None, speakers: AnonymousSpeakers | None = None) -> None:
+                 observer: StreamObserver | None = None, speakers: SpeakerClusters | None = None) -> None:
         s = runtime.settings
         self.runtime = runtime
         self.sink = sink
