@@ -337,6 +337,36 @@ def test_callscribe_unit_passes_systemd_analyze_verify(tmp_path):
     assert not ours, output
 
 
+WORKER_UNIT = DEPLOY / "cluster" / "callscribe-worker@.service"
+
+
+def test_worker_template_passes_systemd_analyze_verify_and_its_command_parses(tmp_path):
+    """The worker template, instantiated as ``callscribe-worker@2``: ``systemd-analyze verify`` is clean, and its
+    ExecStart (``%H``, ``%i`` expanded) is a command line the real ``callscribe`` parser accepts."""
+    from server.cli import build_parser
+
+    fake = tmp_path / "callscribe"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    units = tmp_path / "units"
+    units.mkdir()
+    (units / WORKER_UNIT.name).write_text(replace(WORKER_UNIT.read_text(), "ExecStart=/opt/callscribe/.venv/bin/"
+                                                  "callscribe worker", f"ExecStart={fake} worker"))
+    output = systemd_verify(Path("callscribe-worker@2.service"), units)
+    ours = [line for line in output.splitlines() if "callscribe" in line or "exit status" in line]
+    assert not ours, output
+    service = unit_entries(WORKER_UNIT)["Service"]
+    command = service["ExecStart"][-1].replace("%H", "host1").replace("%i", "2").split()
+    assert command[0] == "/opt/callscribe/.venv/bin/callscribe"
+    args = build_parser().parse_args(command[1:])
+    assert (args.command, args.node_id) == ("worker", "host1/worker-2")
+    # the node's hardening and the same settings file
+    node = {key: values[-1] for key, values in unit_entries(UNIT)["Service"].items()}
+    for key in ("EnvironmentFile", "User", "ProtectSystem", "NoNewPrivileges", "ReadWritePaths", "StateDirectory",
+                "CacheDirectory", "SystemCallFilter", "CapabilityBoundingSet"):
+        assert service[key][-1] == node[key], key
+
+
 def test_callscribe_unit_settings():
     service = unit_entries(UNIT)["Service"]
     one = {key: values[-1] for key, values in service.items()}
