@@ -14,6 +14,7 @@ const AUDIO = { echoCancellation: false, noiseSuppression: false, autoGainContro
 const state = {
   pc: null, dc: null, ready: false, stream: null, peerId: null, sessionUrl: null, room: null, confirmedServer: null,
   transcribing: false, enrolling: null, audio: null, meterRaf: 0, micStartedAt: null, level: 0,
+  redials: 0, redialTimer: 0, lostTimer: 0, resumeTranscribing: false, connected: false,
 };
 // For tests and the curious: the live objects of this page.
 window.callscribe = state;
@@ -149,48 +150,15 @@ async function startCall() {
   }
   $("#start").disabled = true;
   setBadge("connecting");
-  let pc = null;
+  clearTimeout(state.redialTimer);
+  state.redials = 0;
+  state.resumeTranscribing = false;
   try {
     const stream = await getMic($("#mic").value);
     state.stream = stream;
     fillDevices(stream.getAudioTracks()[0]?.getSettings().deviceId);
     startMeter(stream);
-    pc = new RTCPeerConnection(await rtcConfiguration());
-    state.pc = pc;
-    stream.getAudioTracks().forEach((track) => pc.addTrack(track, stream));
-    const dc = pc.createDataChannel("events");
-    state.dc = dc;
-    dc.onmessage = (e) => onEvent(JSON.parse(e.data));
-    dc.onclose = () => { if (state.dc === dc) onEnded(); };
-    state.ready = false;
-    pc.onconnectionstatechange = () => {
-      if (state.pc !== pc) return;
-      const badge = badgeState(pc.connectionState);
-      setBadge(badge);
-      showRoute(pc);
-      if (pc.connectionState === "failed" && state.connected) {
-        showBanner("The call was disconnected", "The connection to the server was lost. Press Start call to "
-          + "connect again.");
-        endCall(false);
-      }
-      if (pc.connectionState === "connected") state.connected = true;
-    };
-    state.connected = false;
-    const lang = $("#language").value || null;
-    const name = $("#caller").value.trim();
-    const answer = await negotiate(pc, { room: room || undefined, name: name || undefined, language: lang,
-      transcribe: false });
-    state.peerId = answer.peer_id;
-    state.sessionUrl = answer.session_url || null; // hang up there (older servers: /api/peers/{peer_id})
-    showRoom(answer.room);
-    setCallUi(true);
-    // the server answered; ICE may still find no path (e.g. an address this browser cannot reach)
-    state.unwatch = watchConnection(pc, (err) => {
-      if (state.pc !== pc) return;
-      state.lastError = err.name;
-      showError(err);
-      endCall(true);
-    });
+    await dial(room);
   } catch (err) {
     state.lastError = err.name;
     showError(err);
@@ -198,6 +166,112 @@ async function startCall() {
     setBadge("idle");
   } finally {
     $("#start").disabled = false;
+  }
+}
+
+/** A peer connection for the microphone stream to the room (`room`: the room asked for, "" = a new one). Whichever
+ * node answers holds the call (a cluster may redirect the offer); throws what `negotiate` throws. */
+async function dial(room) {
+  const stream = state.stream;
+  const pc = new RTCPeerConnection(await rtcConfiguration());
+  state.pc = pc;
+  stream.getAudioTracks().forEach((track) => pc.addTrack(track, stream));
+  const dc = pc.createDataChannel("events");
+  state.dc = dc;
+  dc.onmessage = (e) => onEvent(JSON.parse(e.data));
+  dc.onclose = () => { if (state.dc === dc) onEnded(); };
+  state.ready = false;
+  pc.onconnectionstatechange = () => {
+    if (state.pc !== pc) return;
+    setBadge(badgeState(pc.connectionState));
+    showRoute(pc);
+    clearTimeout(state.lostTimer);
+    if (pc.connectionState === "connected") {
+      state.connected = true;
+      state.redials = 0;
+    } else if (state.connected && pc.connectionState === "disconnected") { // no answer from the node: gone?
+      state.lostTimer = setTimeout(() => { if (state.pc === pc) lost(pc); }, DISCONNECTED_GRACE_MS);
+    } else if (state.connected && pc.connectionState === "failed") {
+      lost(pc);
+    }
+  };
+  state.connected = false;
+  const lang = $("#language").value || null;
+  const name = $("#caller").value.trim();
+  const answer = await negotiate(pc, { room: room || undefined, name: name || undefined, language: lang,
+    transcribe: false });
+  state.peerId = answer.peer_id;
+  state.sessionUrl = answer.session_url || null; // hang up there (older servers: /api/peers/{peer_id})
+  showRoom(answer.room);
+  setCallUi(true);
+  // the server answered; ICE may still find no path (e.g. an address this browser cannot reach)
+  state.unwatch = watchConnection(pc, (err) => {
+    if (state.pc !== pc) return;
+    state.lastError = err.name;
+    if (state.redials) { // calling again after a lost call: the next try may reach another node
+      lost(pc);
+      return;
+    }
+    showError(err);
+    endCall(true);
+  });
+}
+
+/** How long the connection may stay "disconnected" (no answers from the node) before the page calls again. */
+const DISCONNECTED_GRACE_MS = 3000;
+/** Calls again after a lost connection, then gives up; waits 1, 2, 4, 8, 8, 8 s before them. */
+const MAX_REDIALS = 6;
+
+/** The connection of a call that was up is lost (its node died, or the network changed): keep the microphone and
+ * the transcript, tell the old node if it can still hear (best effort), and call the same room again — any node
+ * may take it — after a back-off. */
+function lost(pc) {
+  if (state.pc !== pc) return; // (null: an attempt that failed before it had a connection)
+  const hangup = hangupUrl();
+  if (hangup) api(hangup, { method: "DELETE" }).catch(() => {});
+  state.peerId = null;
+  state.sessionUrl = null;
+  if (state.enrolling) finishEnrollUi("failed", `Enrollment of “${state.enrolling}” was interrupted.`);
+  state.resumeTranscribing = state.resumeTranscribing || state.transcribing;
+  state.pc = null;
+  state.dc = null;
+  state.ready = false;
+  state.connected = false;
+  if (state.unwatch) state.unwatch();
+  chat.dropPending();
+  setTranscribing(false);
+  if (pc) {
+    pc.close();
+    showRoute(pc);
+  }
+  state.redials += 1;
+  if (state.redials > MAX_REDIALS) {
+    showBanner("The call was disconnected", "The connection to the server was lost and calling again did not "
+      + "work. Press Start call to connect again.");
+    endCall(false);
+    return;
+  }
+  setBadge("reconnecting");
+  setCallUi(true); // Hang up stays: it ends the attempts
+  const wait = Math.min(8, 2 ** (state.redials - 1));
+  showBanner("Reconnecting…", `The connection to the server was lost; calling the room again in ${wait} s `
+    + `(attempt ${state.redials} of ${MAX_REDIALS}). What was transcribed stays here.`, "warn");
+  state.redialTimer = setTimeout(() => redial(state.room), wait * 1000);
+}
+
+async function redial(room) {
+  if (!state.stream || state.pc) return; // hung up meanwhile
+  try {
+    await dial(room);
+    hideBanner();
+  } catch (err) {
+    state.lastError = err.name;
+    if (accessError(err)) { // the link no longer admits this call: trying again cannot help
+      showError(err);
+      endCall(false);
+      return;
+    }
+    lost(state.pc);
   }
 }
 
@@ -228,6 +302,10 @@ function hangupUrl() {
 async function endCall(tellServer = true) {
   const { pc, stream } = state;
   const hangup = hangupUrl();
+  clearTimeout(state.redialTimer);
+  clearTimeout(state.lostTimer);
+  state.redials = 0;
+  state.resumeTranscribing = false;
   if (state.enrolling) finishEnrollUi("failed", `Enrollment of “${state.enrolling}” was interrupted.`);
   state.pc = null;
   state.dc = null;
@@ -267,7 +345,10 @@ function onEvent(msg) {
       setCallUi(Boolean(state.pc));
       showRoom(msg.room);
       setTranscribing(Boolean(msg.transcribing));
-      if (!msg.transcribing && $("#autostart").checked && !state.enrolling) send({ type: "transcribe_start" });
+      if (!msg.transcribing && ($("#autostart").checked || state.resumeTranscribing) && !state.enrolling) {
+        send({ type: "transcribe_start" }); // a call placed again after a lost one goes on transcribing
+      }
+      state.resumeTranscribing = false;
       break;
     case "transcription":
       setTranscribing(msg.active);
