@@ -62,6 +62,7 @@ from server.rooms.hub import RoomHub
 from server.rooms.naming import SpeakerNaming
 from server.settings import Settings
 from server.store.sessions import SessionStore
+from server.stream import events
 from server.stream.processor import StreamObserver
 from server.webrtc.ice import IceServers
 from server.webrtc.peer import CallPeer
@@ -413,8 +414,17 @@ async def _cluster_heartbeat(app: web.Application):
         await task
 
 
+SHUTDOWN = events.Error(code="server_shutdown", message="this server is shutting down: call again (another node "
+                        "takes the call, or this one once it is back)").model_dump(mode="json")
+
+
 async def _close_all_peers(app: web.Application) -> None:
-    await asyncio.gather(*(p.close("server shutdown") for p in list(app[PEERS].values())), return_exceptions=True)
+    """On shutdown: tell every connection first (the call page calls its room again when its data channel then
+    closes), then close the calls (each finalises and delivers its utterance in progress)."""
+    peers = list(app[PEERS].values())
+    for peer in peers:
+        peer.send(SHUTDOWN)
+    await asyncio.gather(*(p.close("server shutdown") for p in peers), return_exceptions=True)
 
 
 def build_app(runtime: SpeechRuntime, settings: Settings, *, ice: IceServers, rooms: RoomHub,

@@ -206,6 +206,38 @@ async def test_caller_vanishing_mid_utterance(runtime, voices):
         await server.close()
 
 
+async def test_a_stopping_server_says_so_then_still_delivers_the_utterance_in_progress(runtime, voices):
+    """Shutdown (SIGTERM → aiohttp's on_shutdown): every connection first gets ``server_shutdown`` (the call page
+    then calls its room again when the channel closes), and the utterance in progress is still finalised and
+    delivered on it."""
+    _, conversation, _ = voices
+    server, url = await start(runtime)
+    stopped = False
+    try:
+        a = CallSession(url, speed=SPEED, room="stopping", name="A")
+        await a.connect()
+        try:
+            await asyncio.wait_for(a.track.play(conversation[: int(4.6 * 16000)]), 60)  # cut mid-sentence
+            await server.close()
+            stopped = True
+            for _ in range(50):  # bounded: the last messages cross loopback after close() returns
+                codes = [m.get("code") for m in a.result.messages if m["type"] == "error"]
+                if "server_shutdown" in codes and a.result.finals and a.result.finals[-1]["end_reason"] == \
+                        "stream_end":
+                    break
+                await asyncio.sleep(0.1)
+        finally:
+            await a.pc.close()
+    finally:
+        if not stopped:
+            await server.close()
+    kinds = [(m["type"], m.get("code") or m.get("end_reason")) for m in a.result.messages]
+    assert ("error", "server_shutdown") in kinds, kinds
+    after = kinds[kinds.index(("error", "server_shutdown")):]
+    assert ("final", "stream_end") in after, kinds  # the cut-off utterance, finalised after the notice
+    assert a.result.finals[-1]["text"].strip()
+
+
 async def test_offers_that_never_connect_release_their_slots(runtime):
     """30 offers whose ICE never completes (the client never applies the answer) must not hold the caller
     slots or the viewer list: after ``connect_timeout_s`` they are gone and a real call gets in."""

@@ -16,10 +16,10 @@ them, through the room stream (:mod:`server.cluster.bus`).
 Costs: three round trips per operation (``WATCH``, ``GET``, then ``UNWATCH`` or one pipelined ``MULTI``/``SET``/
 ``EXEC``): 3 Redis commands per read, 5 per change (Redis ``INFO commandstats``), about 2.2 KB of state per
 speaker. An operation runs where the room's events are produced (a decode thread, or naming's thread), as the
-room's database writes do. The key expires
-:data:`STATE_TTL_S` after the room's last change. If Redis cannot be reached the node goes on with its own copy
-(logged; retried after :data:`OFFLINE_RETRY_S`), and when Redis is back the shared state wins: what the node
-clustered alone meanwhile keeps its labels in the transcript but not its centroids.
+room's database writes do. The key expires :data:`STATE_TTL_S` after the room's last change. If Redis cannot be
+reached the node goes on with its own copy (logged; retried after :data:`OFFLINE_RETRY_S`). When Redis is back,
+the next change writes that copy back if no other node changed the room's state meanwhile; if one did, the shared
+state wins, and what this node clustered alone keeps its labels in the transcript but not its centroids.
 """
 
 from __future__ import annotations

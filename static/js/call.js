@@ -14,7 +14,7 @@ const AUDIO = { echoCancellation: false, noiseSuppression: false, autoGainContro
 const state = {
   pc: null, dc: null, ready: false, stream: null, peerId: null, sessionUrl: null, room: null, confirmedServer: null,
   transcribing: false, enrolling: null, audio: null, meterRaf: 0, micStartedAt: null, level: 0,
-  redials: 0, redialTimer: 0, lostTimer: 0, resumeTranscribing: false, connected: false,
+  redials: 0, redialTimer: 0, lostTimer: 0, resumeTranscribing: false, connected: false, serverLeaving: false,
 };
 // For tests and the curious: the live objects of this page.
 window.callscribe = state;
@@ -179,8 +179,13 @@ async function dial(room) {
   const dc = pc.createDataChannel("events");
   state.dc = dc;
   dc.onmessage = (e) => onEvent(JSON.parse(e.data));
-  dc.onclose = () => { if (state.dc === dc) onEnded(); };
+  dc.onclose = () => {
+    if (state.dc !== dc) return;
+    if (state.serverLeaving) lost(pc); // the server said it is stopping: call the room again
+    else onEnded();
+  };
   state.ready = false;
+  state.serverLeaving = false;
   pc.onconnectionstatechange = () => {
     if (state.pc !== pc) return;
     setBadge(badgeState(pc.connectionState));
@@ -222,8 +227,8 @@ const DISCONNECTED_GRACE_MS = 3000;
 /** Calls again after a lost connection, then gives up; waits 1, 2, 4, 8, 8, 8 s before them. */
 const MAX_REDIALS = 6;
 
-/** The connection of a call that was up is lost (its node died, or the network changed): keep the microphone and
- * the transcript, tell the old node if it can still hear (best effort), and call the same room again — any node
+/** The connection of a call that was up is lost (its node died or is stopping, or the network changed): keep the
+ * microphone and the transcript, tell the old node if it can still hear (best effort), and call the same room again — any node
  * may take it — after a back-off. */
 function lost(pc) {
   if (state.pc !== pc) return; // (null: an attempt that failed before it had a connection)
@@ -365,7 +370,9 @@ function onEvent(msg) {
       finishEnrollUi("failed", `Could not enroll ${msg.name}: ${msg.reason}.`);
       break;
     case "error":
-      if (msg.code === "idle_timeout") {
+      if (msg.code === "server_shutdown") {
+        state.serverLeaving = true; // its last finals still come; when it closes the channel, call again
+      } else if (msg.code === "idle_timeout") {
         showBanner("The call ended", `Nothing was said for a while (${msg.message}), so the server closed the call.`,
           "info");
       } else if (msg.code === "name_taken" && state.enrolling) { // enrolled meanwhile, e.g. from another page

@@ -1,7 +1,8 @@
-"""The call page when its server dies mid-call, in a real Chromium against a real ``callscribe serve``: the
-process gets SIGKILL (no shutdown handler runs), the page says it is reconnecting, calls the same room again with
-back-off and, once a server answers there again (a restarted one here; in a cluster any node, tests/
-test_cluster.py routes such an offer), goes on transcribing the same microphone. What was shown stays, once."""
+"""The call page when its server dies or stops mid-call, in a real Chromium against a real ``callscribe serve``:
+the process gets SIGKILL (no shutdown handler runs), the page says it is reconnecting, calls the same room again
+with back-off and, once a server answers there again (a restarted one here; in a cluster any node, tests/
+test_cluster.py routes such an offer), goes on transcribing the same microphone; then the same after a clean
+stop (SIGTERM: the server says ``server_shutdown``). What was shown stays, once."""
 
 from __future__ import annotations
 
@@ -19,12 +20,14 @@ PORT = 8771
 
 @pytest.fixture
 def long_talk(speech, tmp_path):
-    """~70 s of one voice (twelve Harvard sentences, 1.5 s apart): speech before and after the restart."""
+    """~110 s of speech (twelve Harvard sentences of two voices, 1.5 s apart, twice): speech before and after
+    each restart."""
     from server.audio.ingest import load_audio
 
     d = speech / "harvard_2spk"
     gap = np.zeros(24000, np.float32)
-    parts = [p for spk in ("spk1", "spk2") for i in range(1, 7) for p in (load_audio(d / f"{spk}_snt{i}.wav"), gap)]
+    parts = [p for _ in range(2) for spk in ("spk1", "spk2") for i in range(1, 7)
+             for p in (load_audio(d / f"{spk}_snt{i}.wav"), gap)]
     return write_wav(tmp_path / "talk.wav", np.concatenate([np.zeros(16000, np.float32), *parts]))
 
 
@@ -32,7 +35,7 @@ def test_the_call_page_calls_again_when_its_server_is_killed_and_keeps_the_trans
                                                                                       long_talk, tmp_path):
     env = {**server_env, "CALLSCRIBE_DATABASE": str(tmp_path / "redial.sqlite3")}
     first = ServerProcess(netns, PORT, env)
-    second = None
+    second = third = None
     try:
         first.wait_ready()
         page = launch(fake_mic_wav=long_talk).new_page(viewport={"width": 1280, "height": 900})
@@ -69,8 +72,23 @@ def test_the_call_page_calls_again_when_its_server_is_killed_and_keeps_the_trans
         assert any(f[0] == new_peer for f in finals[len(before):])  # new finals come from the new call
         assert page.is_hidden("#banner")
         assert page.get_attribute("#state", "data-state") == "live"
+        # a clean stop (SIGTERM: systemd stop, a rolling restart) says server_shutdown first: the page calls again
+        # as soon as the channel closes, no ICE timeout to wait for
+        shown = len(finals)
+        stopped_peer = page.evaluate("window.callscribe.peerId")
+        second.stop()
+        page.wait_for_selector("#state[data-state=reconnecting]", timeout=10_000)
+        assert page.inner_text("#banner .banner-title") == "Reconnecting…"
+        third = ServerProcess(netns, PORT, env)
+        third.wait_ready()
+        page.wait_for_function("old => window.callscribe.ready && window.callscribe.peerId !== old", arg=stopped_peer,
+                               timeout=45_000)
+        page.wait_for_function("n => window.callscribe.chat.finals().filter(f => f.text.trim()).length > n",
+                               arg=shown, timeout=60_000)
+        again = page.evaluate("window.callscribe.chat.finals().filter(f => f.text.trim()).map(f => f.text)")
+        assert again[:shown] == texts
         print(f"page reconnecting {noticed_s:.1f} s after the kill; new call ready {redialled_s:.1f} s after it")
     finally:
-        for srv in (first, second):
+        for srv in (first, second, third):
             if srv is not None and srv.proc.poll() is None:
                 srv.stop()
