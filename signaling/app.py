@@ -192,6 +192,9 @@ async def _start_call(app: web.Application, sdp: str, sdp_type: str, options: pr
         raise ApiError("not_an_offer", f"expected an SDP offer, got type {sdp_type!r}")
     if not sdp.startswith("v=0"):
         raise ApiError("bad_sdp", "the SDP does not start with 'v=0'")
+    listen_only = _listen_only(sdp)
+    room = await app[ROOMS].open(options.room)  # a new room reads its backlog in a worker thread
+    _admit(app, listen_only=listen_only)  # again: other offers may have been admitted meanwhile
     peers, calls, channel = app[PEERS], app[CALLS], app[CHANNEL]
     key = secrets.token_urlsafe(CALL_KEY_BYTES)
 
@@ -201,9 +204,9 @@ async def _start_call(app: web.Application, sdp: str, sdp_type: str, options: pr
         if peers.pop(peer.id, None) is not None:
             app[METRICS].peers.dec()
 
-    peer = CallPeer(app[RUNTIME], app[ROOMS].get(options.room), on_closed, handler=channel, ice=app[ICE],
+    peer = CallPeer(app[RUNTIME], room, on_closed, handler=channel, ice=app[ICE],
                     metrics=app[METRICS], settings=app[SETTINGS], language=options.language, caller=options.name,
-                    transcribe=options.transcribe, listen_only=_listen_only(sdp), observer=app[OBSERVER],
+                    transcribe=options.transcribe, listen_only=listen_only, observer=app[OBSERVER],
                     grants=auth.grants(who))
     peers[peer.id] = peer
     calls[key] = peer

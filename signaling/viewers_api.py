@@ -39,6 +39,14 @@ def count(app: web.Application) -> int:
 def add_routes(app: web.Application, rooms_key, settings_key, metrics_key) -> None:
     app[_COUNT] = {}
 
+    def admit(app: web.Application) -> None:
+        """Raises: ApiError: ``server_busy`` (503) when ``max_sse_viewers`` viewers follow rooms here already."""
+        viewers = app[_COUNT]
+        if len(viewers) >= app[settings_key].max_sse_viewers:
+            app[metrics_key].refused.labels("server_busy").inc()
+            raise ApiError("server_busy", f"{len(viewers)} viewers follow rooms here; retry later",
+                           headers={"Retry-After": "5"})
+
     @operation(summary="Follow a room: its backlog, then its live events, as server-sent events",
                content_type="text/event-stream", auth="room", path=_ROOM, errors=("unauthorized", "forbidden",
                "server_busy"), tags=["rooms"],
@@ -49,11 +57,9 @@ def add_routes(app: web.Application, rooms_key, settings_key, metrics_key) -> No
     async def events(request: web.Request) -> web.StreamResponse:
         app, name = request.app, request.match_info["room"]
         viewers, metrics = app[_COUNT], app[metrics_key]
-        if len(viewers) >= app[settings_key].max_sse_viewers:
-            metrics.refused.labels("server_busy").inc()
-            raise ApiError("server_busy", f"{len(viewers)} viewers follow rooms here; retry later",
-                           headers={"Retry-After": "5"})
-        room = app[rooms_key].get(name)
+        admit(app)
+        room = await app[rooms_key].open(name)  # a new room reads its backlog in a worker thread
+        admit(app)  # again: other viewers may have come in meanwhile
         queue: asyncio.Queue = asyncio.Queue(QUEUE)
         key = "sse-" + secrets.token_hex(6)
         lagging = asyncio.Event()

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 
@@ -99,6 +100,46 @@ def test_finals_are_stored_before_they_are_sent_and_the_backlog_survives_a_resta
     assert not audio.exists()
     with pytest.raises(SessionNotFound):
         history.transcript("call-1")
+    db.close()
+
+
+def test_a_new_room_reads_its_backlog_off_the_event_loop_once_for_concurrent_opens(tmp_path):
+    """``MemoryRoomHub.open``: the backlog read (here held up, as by a slow database) runs in a worker thread, the
+    event loop goes on meanwhile, and three offers for the same new room get one room, read once."""
+    db = Database(str(tmp_path / "callscribe.sqlite3"))
+    store = SessionStore(db)
+    first = _hub(store).get("standup")
+    first.join("call-1", "Ann")
+    first.publish(_final(0, "hello there"), "call-1", "Ann")
+    release, reads = threading.Event(), []
+
+    class SlowRecorder(SessionRecorder):
+        def backlog(self):
+            reads.append(threading.current_thread())
+            assert release.wait(10)
+            return super().backlog()
+
+    hub = MemoryRoomHub(lambda room: AnonymousSpeakers(), lambda room: SlowRecorder(store, room))
+
+    async def main():
+        opens = [asyncio.create_task(hub.open("standup")) for _ in range(3)]
+        for _ in range(500):  # bounded: until the worker thread is reading
+            if reads:
+                break
+            await asyncio.sleep(0.01)
+        ticks = 0
+        for _ in range(10):  # the loop runs while the backlog is being read
+            await asyncio.sleep(0.01)
+            ticks += 1
+        pending = not any(t.done() for t in opens)
+        release.set()
+        return await asyncio.gather(*opens), ticks, pending
+
+    rooms, ticks, pending = asyncio.run(main())
+    assert ticks == 10 and pending
+    assert len(reads) == 1 and reads[0] is not threading.main_thread()
+    assert rooms[0] is rooms[1] is rooms[2] is hub.get("standup")
+    assert [e.text for e in rooms[0].backlog] == ["hello there"]
     db.close()
 
 

@@ -378,6 +378,28 @@ async def test_room_viewer_gets_backlog_then_live_events(runtime, voices):
         await server.close()
 
 
+async def test_room_events_over_sse_and_the_viewer_cap(runtime):
+    """``GET /api/rooms/{room}/events`` on one node: the room state first; past ``max_sse_viewers`` a viewer is
+    refused with 503 server_busy and Retry-After, and the one following is unharmed."""
+    server, url = await start(runtime, max_sse_viewers=1)
+    try:
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"{url}/api/rooms/sse-room/events") as first:
+                assert first.status == 200 and first.content_type == "text/event-stream"
+                line = b""
+                for _ in range(20):  # bounded: up to the first data line
+                    line = await asyncio.wait_for(first.content.readline(), 10)
+                    if line.startswith(b"data:"):
+                        break
+                assert json.loads(line[5:]) == {"type": "room", "room": "sse-room", "callers": 0, "names": []}
+                async with http.get(f"{url}/api/rooms/other-room/events") as second:
+                    assert second.status == 503 and second.headers["Retry-After"] == "5"
+                    assert (await second.json())["error"]["code"] == "server_busy"
+                assert not first.content.at_eof()
+    finally:
+        await server.close()
+
+
 async def test_profiles_rest_api(runtime, voices, tmp_path):
     from conftest import write_wav
 

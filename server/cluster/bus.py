@@ -65,9 +65,10 @@ class _Follow:
 class RoomBus:
     """The room streams of node ``node`` on Redis ``url``.
 
-    :meth:`open` and :meth:`next_seq` are blocking single round trips (called where the room already blocks on the
-    database); :meth:`publish` never blocks; :meth:`run` is the node's reader and writer (an asyncio task from
-    startup to shutdown).
+    :meth:`position` and :meth:`next_seq` are blocking single round trips, made where the room already blocks on
+    the database (a new room's backlog is read in a worker thread, :meth:`server.rooms.memory.MemoryRoomHub.open`;
+    a final is stored where it is published); :meth:`follow` and :meth:`publish` never block; :meth:`run` is the
+    node's reader and writer (an asyncio task from startup to shutdown).
     """
 
     url: str
@@ -85,17 +86,21 @@ class RoomBus:
         self._seq_script = self._sync.register_script(_NEXT_SEQ)
 
     # -- rooms ----------------------------------------------------------------------------------
-    def open(self, room: str, deliver: Deliver) -> None:
-        """Start delivering other nodes' entries of ``room`` that come after the stream's newest entry now.
-        Call it *before* reading the room's backlog from the database. If Redis cannot be reached the room is
-        followed from the start of its stream once it can (duplicates of the backlog are the caller's to drop).
-        """
+    def position(self, room: str) -> str:
+        """The id of the newest entry of ``room``'s stream now (blocking: one round trip). Take it *before*
+        reading the room's backlog from the database and :meth:`follow` from it: nothing falls between the two.
+        If Redis cannot be reached, ``"0-0"``: the room is followed from the start of its stream once it can
+        (duplicates of the backlog are the caller's to drop)."""
         try:
             newest = self._sync.xrevrange(stream_key(room), count=1)
-            last_id = newest[0][0].decode() if newest else "0-0"
+            return newest[0][0].decode() if newest else "0-0"
         except redis.RedisError as exc:
             log.error("cannot read the room's stream position", extra={"room": room, "error": str(exc)})
-            last_id = "0-0"
+            return "0-0"
+
+    def follow(self, room: str, deliver: Deliver, last_id: str) -> None:
+        """Deliver other nodes' entries of ``room`` that come after entry ``last_id`` (from :meth:`position`).
+        Never blocks; call it on the event loop (the reader task iterates the followed rooms there)."""
         self._follows[room] = _Follow(deliver, last_id)
 
     def close(self, room: str) -> None:

@@ -4,10 +4,12 @@ of :class:`server.cluster.bus.RoomBus`.
 Every node holds its own :class:`ClusterRoom` for a room it serves (callers or viewers). What a node's calls
 publish is stored in the shared database and sent to the node's subscribers as on one machine, then appended to
 the room's stream; the other nodes that hold the room deliver it to their subscribers and keep it in their
-backlog (they do not store it again). A room opened on a node starts following its stream *before* it reads its
-backlog from the database; entries whose ``seq`` the backlog already holds are dropped, so a late viewer on any
-node gets each final once. Callers are counted over all nodes: each node sends its own callers when they change,
-and a node that leaves the registry (:meth:`ClusterRoomHub.prune`) takes its callers with it.
+backlog (they do not store it again). A room opened on a node takes its stream's position *before* it reads its
+backlog from the database (both in a worker thread, :meth:`MemoryRoomHub.open`) and, once the backlog is there,
+follows the stream from that position on the event loop; entries whose ``seq`` the backlog already holds are
+dropped, so a late viewer on any node gets each final once. Callers are counted over all nodes: each node sends
+its own callers when they change, and a node that leaves the registry (:meth:`ClusterRoomHub.prune`) takes its
+callers with it.
 
 A room's anonymous speakers are one state in Redis (:class:`server.cluster.speakers.SharedSpeakers`), so a voice
 keeps its label on whichever node its call sits, and the speakers' numbers never collide; routing still keeps a
@@ -38,6 +40,8 @@ class ClusterRoom(MemoryRoom):
     bus: RoomBus | None = None
     remote: dict[str, dict[str, str | None]] = field(default_factory=dict)
     """node id → that node's callers of this room (peer id → caller name)."""
+    stream_from: str = "0-0"
+    """The room stream's newest entry id when this room was made (followed from there once registered)."""
 
     @property
     def state(self) -> RoomState:
@@ -99,8 +103,13 @@ class ClusterRoomHub(MemoryRoomHub):
 
     def _new_room(self, name: str) -> ClusterRoom:
         room = ClusterRoom(name, self._speakers(name), bus=self.bus)
-        self.bus.open(name, room.deliver)  # before the backlog is read: nothing falls between the two
+        room.stream_from = self.bus.position(name)  # before the backlog is read: nothing falls between the two
         return room
+
+    def _register(self, name: str, room: MemoryRoom) -> None:
+        if isinstance(room, ClusterRoom):  # on the event loop, once its backlog is there
+            self.bus.follow(name, room.deliver, room.stream_from)
+        super()._register(name, room)
 
     def prune(self, alive: set[str]) -> None:
         """Forget the callers of nodes that left the registry."""

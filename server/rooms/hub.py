@@ -62,7 +62,10 @@ class Room(Protocol):
 
 class RoomHub(Protocol):
     def get(self, name: str | None) -> Room:
-        """The room ``name``, created on first use; a generated name when None."""
+        """The room ``name``, created on first use; a generated name when None (creating one may block)."""
+
+    async def open(self, name: str | None) -> Room:
+        """:meth:`get` without blocking the event loop while a new room is made."""
 
     def find(self, name: str) -> Room | None:
         """The room ``name`` if it exists (never creates one)."""

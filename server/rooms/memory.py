@@ -5,6 +5,7 @@ after a restart starts with its backlog rebuilt from there."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 from collections import OrderedDict
@@ -142,20 +143,49 @@ class MemoryRoomHub:
         self._rooms: dict[str, MemoryRoom] = {}
         self._speakers = speakers
         self._recorder = recorder
+        self._opening: dict[str, asyncio.Task] = {}
 
     def get(self, name: str | None) -> MemoryRoom:
         """The room ``name``, created on first use (its backlog rebuilt from the database when it records);
-        a generated name when None."""
-        name = name or f"room-{secrets.token_hex(3)}"
+        a generated name when None. Creating one blocks (database; Redis in a cluster): on the event loop use
+        :meth:`open`."""
+        name = name or _new_name()
         if name not in self._rooms:
-            self._rooms[name] = self._create(name)
+            self._register(name, self._create(name))
         return self._rooms[name]
 
+    async def open(self, name: str | None) -> MemoryRoom:
+        """:meth:`get` for the event loop: a new room is made in a worker thread (its backlog read from the
+        database, in a cluster its stream position from Redis), so the loop's calls go on meanwhile; opens of one
+        new room at the same time share that one preparation. Cancelling the caller does not cancel it."""
+        name = name or _new_name()
+        room = self._rooms.get(name)
+        if room is not None:
+            return room
+        task = self._opening.get(name)
+        if task is None:
+            task = self._opening[name] = asyncio.get_running_loop().create_task(self._prepare(name))
+        return await asyncio.shield(task)
+
+    async def _prepare(self, name: str) -> MemoryRoom:
+        try:
+            room = await asyncio.to_thread(self._create, name)
+            if name not in self._rooms:  # (a get() on the loop may have made it meanwhile: that one stays)
+                self._register(name, room)
+            return self._rooms[name]
+        finally:
+            self._opening.pop(name, None)
+
     def _new_room(self, name: str) -> MemoryRoom:
-        """An empty room (subclasses make their own kind, and may start following it elsewhere first)."""
+        """An empty room (subclasses make their own kind, and may note where to follow it elsewhere from)."""
         return MemoryRoom(name, self._speakers(name))
 
+    def _register(self, name: str, room: MemoryRoom) -> None:
+        """Make a room made by :meth:`_create` the room ``name`` (on the loop; subclasses start following it)."""
+        self._rooms[name] = room
+
     def _create(self, name: str) -> MemoryRoom:
+        """A new room with its backlog (blocking; runs in a worker thread from :meth:`open`)."""
         room = self._new_room(name)
         if self._recorder is None:
             return room
@@ -185,6 +215,10 @@ class MemoryRoomHub:
     def rooms(self) -> list[MemoryRoom]:
         """Every room this process holds."""
         return list(self._rooms.values())
+
+
+def _new_name() -> str:
+    return f"room-{secrets.token_hex(3)}"
 
 
 def _kept(event: Event) -> bool:
