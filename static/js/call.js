@@ -228,23 +228,13 @@ const DISCONNECTED_GRACE_MS = 3000;
 const MAX_REDIALS = 6;
 
 /** The connection of a call that was up is lost (its node died or is stopping, or the network changed): keep the
- * microphone and the transcript, tell the old node if it can still hear (best effort), and call the same room again — any node
- * may take it — after a back-off. */
+ * microphone and the transcript, tell the old node if it can still hear (best effort), and call the same room
+ * again — any node may take it — after a back-off. */
 function lost(pc) {
   if (state.pc !== pc) return; // (null: an attempt that failed before it had a connection)
-  const hangup = hangupUrl();
-  if (hangup) api(hangup, { method: "DELETE" }).catch(() => {});
-  state.peerId = null;
-  state.sessionUrl = null;
-  if (state.enrolling) finishEnrollUi("failed", `Enrollment of “${state.enrolling}” was interrupted.`);
   state.resumeTranscribing = state.resumeTranscribing || state.transcribing;
-  state.pc = null;
-  state.dc = null;
-  state.ready = false;
-  state.connected = false;
-  if (state.unwatch) state.unwatch();
-  chat.dropPending();
-  setTranscribing(false);
+  const { hangup } = releaseConnection();
+  if (hangup) api(hangup, { method: "DELETE" }).catch(() => {});
   if (pc) {
     pc.close();
     showRoute(pc);
@@ -304,26 +294,34 @@ function hangupUrl() {
   return state.peerId ? `/api/peers/${encodeURIComponent(state.peerId)}` : null;
 }
 
-async function endCall(tellServer = true) {
-  const { pc, stream } = state;
+/** Forget the current connection (the microphone stays): returns it and where to hang it up. */
+function releaseConnection() {
+  const { pc } = state;
   const hangup = hangupUrl();
-  clearTimeout(state.redialTimer);
-  clearTimeout(state.lostTimer);
-  state.redials = 0;
-  state.resumeTranscribing = false;
   if (state.enrolling) finishEnrollUi("failed", `Enrollment of “${state.enrolling}” was interrupted.`);
   state.pc = null;
   state.dc = null;
   state.ready = false;
+  state.connected = false;
+  state.peerId = null;
+  state.sessionUrl = null;
   if (state.unwatch) state.unwatch();
-  chat.dropPending(); // utterances cut off by the end of the call get no final
+  chat.dropPending(); // utterances cut off by the end of the connection get no final
+  setTranscribing(false);
+  return { pc, hangup };
+}
+
+async function endCall(tellServer = true) {
+  const { stream } = state;
+  clearTimeout(state.redialTimer);
+  clearTimeout(state.lostTimer);
+  state.redials = 0;
+  state.resumeTranscribing = false;
+  const { pc, hangup } = releaseConnection();
   stopMeter();
   if (stream) stream.getTracks().forEach((t) => t.stop());
   state.stream = null;
-  state.peerId = null;
-  state.sessionUrl = null;
   setCallUi(false);
-  setTranscribing(false);
   if (pc) setBadge("ended");
   // hang up before closing the connection: a closed data channel ends the call on its own, and a DELETE that
   // arrives after that finds no call (404); wait at most HANGUP_WAIT_MS for the server
